@@ -1,0 +1,217 @@
+"""The step journal: what each run did, keyed by (run, seq), and the order its outcomes were delivered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..model import Step, StepKind, StepStatus
+from .base import Tx, utcnow
+from .rows import step_from_row
+from .schema import steps
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """A finished effect step as the engine journals it."""
+
+    run_id: str
+    seq: int
+    kind: StepKind
+    name: str
+    ok: bool
+    input: Any
+    result: Any
+    attempts: int
+    started_at: datetime
+    finished_at: datetime
+    order: int
+
+
+def load_journal(tx: Tx, run_id: str) -> list[Step]:
+    rows = tx.conn.execute(sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.seq)).all()
+    return [step_from_row(row) for row in rows]
+
+
+def adopt_outcomes(tx: Tx, run_id: str, journal: list[Step]) -> tuple[list[Step], int]:
+    """Give an order to outcomes that arrived while nobody was executing the run; return the last order.
+
+    Outcomes written by others (a resolution, a timer, a child's end) carry no order until the node executing
+    the run delivers them. Whoever claims the run fixes that order here, before replay, in arrival order.
+    """
+    last = max((s.done_order or 0 for s in journal), default=0)
+    unordered = sorted(
+        (
+            s
+            for s in journal
+            if s.done_order is None
+            and s.kind != StepKind.VALUE
+            and s.status in (StepStatus.SUCCEEDED, StepStatus.FAILED)
+            and not is_detached_child(s)
+        ),
+        key=lambda s: (s.finished_at or utcnow(), s.seq),
+    )
+    if not unordered:
+        return journal, last
+    by_seq = {s.seq: s for s in journal}
+    for step in unordered:
+        last += 1
+        set_order(tx, run_id, step.seq, last)
+        by_seq[step.seq] = replace(step, done_order=last)
+    return [by_seq[seq] for seq in sorted(by_seq)], last
+
+
+def is_detached_child(step: Step) -> bool:
+    """``run_workflow(..., wait=False)`` journals a finished step that has no outcome to deliver."""
+    return step.kind == StepKind.CHILD and isinstance(step.input, dict) and step.input.get("wait") is False
+
+
+def set_order(tx: Tx, run_id: str, seq: int, order: int) -> bool:
+    result = tx.conn.execute(
+        steps.update()
+        .where(steps.c.run_id == run_id, steps.c.seq == seq, steps.c.done_order.is_(None))
+        .values(done_order=order)
+    )
+    return bool(result.rowcount)
+
+
+def record_steps(tx: Tx, records: list[StepRecord]) -> None:
+    """Journal finished effect steps (user steps, queries, http calls) in one statement."""
+    if not records:
+        return
+    rows = [
+        {
+            "run_id": r.run_id,
+            "seq": r.seq,
+            "kind": r.kind.value,
+            "name": r.name,
+            "status": StepStatus.SUCCEEDED.value if r.ok else StepStatus.FAILED.value,
+            "input": r.input,
+            "output": r.result if r.ok else None,
+            "error": None if r.ok else r.result,
+            "handle": None,
+            "attempts": r.attempts,
+            "started_at": r.started_at,
+            "finished_at": r.finished_at,
+            "done_order": r.order,
+            "wake_at": None,
+        }
+        for r in records
+    ]
+    insert = (postgresql if tx.is_postgres else sqlite).insert(steps)
+    # A step re-executed after a crash has no row yet; the upsert only guards against a double delivery.
+    statement = insert.on_conflict_do_update(
+        index_elements=[steps.c.run_id, steps.c.seq],
+        set_={
+            "status": insert.excluded.status,
+            "output": insert.excluded.output,
+            "error": insert.excluded.error,
+            "attempts": insert.excluded.attempts,
+            "finished_at": insert.excluded.finished_at,
+            "done_order": insert.excluded.done_order,
+        },
+    )
+    tx.conn.execute(statement, rows)
+    for run_id in {r.run_id for r in records}:
+        tx.notify("step", run_id)
+
+
+def record_values(tx: Tx, run_id: str, values: list[tuple[int, str, Any]]) -> None:
+    """Journal values the run produced itself (``now``, ``uuid``, ``random``, ``respond``)."""
+    if not values:
+        return
+    now = utcnow()
+    insert = (postgresql if tx.is_postgres else sqlite).insert(steps)
+    tx.conn.execute(
+        insert.on_conflict_do_nothing(),
+        [
+            {
+                "run_id": run_id,
+                "seq": seq,
+                "kind": StepKind.VALUE.value,
+                "name": name,
+                "status": StepStatus.SUCCEEDED.value,
+                "input": None,
+                "output": value,
+                "error": None,
+                "handle": None,
+                "attempts": 1,
+                "started_at": now,
+                "finished_at": now,
+                "done_order": None,
+                "wake_at": None,
+            }
+            for seq, name, value in values
+        ],
+    )
+    tx.notify("step", run_id)
+
+
+def start_wait(
+    tx: Tx,
+    run_id: str,
+    seq: int,
+    kind: StepKind,
+    name: str,
+    *,
+    input: Any = None,
+    handle: Any = None,
+    wake_at: datetime | None = None,
+) -> None:
+    """Journal a step that waits on something outside the run (a request, a timer, a child run)."""
+    now = utcnow()
+    insert = (postgresql if tx.is_postgres else sqlite).insert(steps)
+    tx.conn.execute(
+        insert.values(
+            run_id=run_id,
+            seq=seq,
+            kind=kind.value,
+            name=name,
+            status=StepStatus.WAITING.value,
+            input=input,
+            output=None,
+            error=None,
+            handle=handle,
+            attempts=1,
+            started_at=now,
+            finished_at=None,
+            done_order=None,
+            wake_at=wake_at,
+        ).on_conflict_do_nothing()
+    )
+    tx.notify("step", run_id)
+    if wake_at is not None:
+        tx.notify("timer")
+
+
+def get_step(tx: Tx, run_id: str, seq: int) -> Step | None:
+    row = tx.conn.execute(sa.select(steps).where(steps.c.run_id == run_id, steps.c.seq == seq)).first()
+    return None if row is None else step_from_row(row)
+
+
+def record_detached_child(tx: Tx, run_id: str, seq: int, workflow: str, data: Any, handle: Any) -> None:
+    """Journal ``run_workflow(..., wait=False)``: done at once, answered by the child's id alone."""
+    now = utcnow()
+    insert = (postgresql if tx.is_postgres else sqlite).insert(steps)
+    tx.conn.execute(
+        insert.values(
+            run_id=run_id,
+            seq=seq,
+            kind=StepKind.CHILD.value,
+            name=workflow,
+            status=StepStatus.SUCCEEDED.value,
+            input={"workflow": workflow, "data": data, "wait": False},
+            output=handle,
+            error=None,
+            handle=handle,
+            attempts=1,
+            started_at=now,
+            finished_at=now,
+            done_order=None,
+            wake_at=None,
+        ).on_conflict_do_nothing()
+    )

@@ -1,0 +1,328 @@
+"""Run operations: create, claim, park, wake, finish, cancel, retry, recover."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..errors import Conflict, NotFound
+from ..model import ErrorInfo, RequestStatus, Run, RunStatus, StepKind, StepStatus, Trigger
+from .base import Tx, utcnow
+from .rows import new_run_id, run_from_row
+from .schema import nodes, requests, runs, steps
+
+_ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value, RunStatus.WAITING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    workspace: str
+    workflow: str
+    version_id: int
+    version: int
+    input: Any
+    trigger: Trigger
+    test: bool = False
+    idempotency_key: str | None = None
+    parent_run_id: str | None = None
+    parent_seq: int | None = None
+    timeout: float | None = None
+    run_id: str | None = None
+
+
+def create_run(tx: Tx, new: NewRun) -> tuple[Run, bool]:
+    """Store a queued run. With an idempotency key seen before, return that run instead (``False``)."""
+    now = utcnow()
+    values = {
+        "id": new.run_id or new_run_id(),
+        "workspace": new.workspace,
+        "workflow": new.workflow,
+        "version_id": new.version_id,
+        "version": new.version,
+        "status": RunStatus.QUEUED.value,
+        "trigger": new.trigger.value,
+        "test": new.test,
+        "input": new.input,
+        "created_at": now,
+        "deadline_at": now + timedelta(seconds=new.timeout) if new.timeout else None,
+        "parent_run_id": new.parent_run_id,
+        "parent_seq": new.parent_seq,
+        "idempotency_key": new.idempotency_key,
+        "attempts": 0,
+        "crashes": 0,
+    }
+    if new.idempotency_key is None:
+        tx.conn.execute(runs.insert().values(**values))
+    else:
+        insert = (postgresql if tx.is_postgres else sqlite).insert(runs).values(**values)
+        inserted = tx.conn.execute(insert.on_conflict_do_nothing().returning(runs.c.id)).first()
+        if inserted is None:
+            existing = tx.conn.execute(
+                sa.select(runs).where(
+                    runs.c.workspace == new.workspace,
+                    runs.c.workflow == new.workflow,
+                    runs.c.idempotency_key == new.idempotency_key,
+                )
+            ).one()
+            return run_from_row(existing), False
+    tx.notify("queued")
+    if values["deadline_at"] is not None:
+        tx.notify("timer")
+    return (
+        Run(
+            id=values["id"],
+            workspace=new.workspace,
+            workflow=new.workflow,
+            version=new.version,
+            version_id=new.version_id,
+            status=RunStatus.QUEUED,
+            trigger=new.trigger,
+            test=new.test,
+            input=new.input,
+            output=None,
+            error=None,
+            created_at=now,
+            started_at=None,
+            finished_at=None,
+            parent_run_id=new.parent_run_id,
+            parent_seq=new.parent_seq,
+        ),
+        True,
+    )
+
+
+def get_run(tx: Tx, run_id: str, workspace: str | None = None) -> Run:
+    query = sa.select(runs).where(runs.c.id == run_id)
+    if workspace is not None:
+        query = query.where(runs.c.workspace == workspace)
+    row = tx.conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"run {run_id} not found")
+    return run_from_row(row)
+
+
+def claim_runs(tx: Tx, node_id: str, limit: int) -> list[Run]:
+    """Take up to ``limit`` queued runs, oldest first, for this node. Concurrent claimers never share a run."""
+    pick = (
+        sa.select(runs.c.id)
+        .where(runs.c.status == RunStatus.QUEUED.value)
+        .order_by(runs.c.created_at)
+        .limit(limit)
+    )
+    if tx.is_postgres:
+        pick = pick.with_for_update(skip_locked=True)
+    now = utcnow()
+    claimed = tx.conn.execute(
+        runs.update()
+        .where(runs.c.id.in_(pick.scalar_subquery()))
+        .values(
+            status=RunStatus.RUNNING.value,
+            node_id=node_id,
+            started_at=sa.func.coalesce(runs.c.started_at, now),
+            attempts=runs.c.attempts + 1,
+        )
+        .returning(*runs.c)
+    ).all()
+    result = [run_from_row(row) for row in claimed]
+    result.sort(key=lambda r: r.created_at)
+    return result
+
+
+def lock_run(tx: Tx, run_id: str) -> Any:
+    """Read the run's row, locking it on Postgres so that wake-ups and parking serialise."""
+    query = sa.select(runs.c.status, runs.c.node_id).where(runs.c.id == run_id)
+    if tx.is_postgres:
+        query = query.with_for_update()
+    return tx.conn.execute(query).first()
+
+
+def wake_run(tx: Tx, run_id: str) -> None:
+    """An outcome arrived for ``run_id``: queue it if parked, tell its node if it is executing."""
+    row = lock_run(tx, run_id)
+    if row is None:
+        return
+    if row.status == RunStatus.WAITING.value:
+        tx.conn.execute(
+            runs.update().where(runs.c.id == run_id).values(status=RunStatus.QUEUED.value, node_id=None)
+        )
+        tx.notify("queued")
+    elif row.status == RunStatus.RUNNING.value:
+        tx.notify("outcome", run_id)
+
+
+def park_run(tx: Tx, run_id: str, node_id: str) -> bool:
+    """Mark a run waiting, unless an outcome it waits for already arrived (then it is queued again)."""
+    result = tx.conn.execute(
+        runs.update()
+        .where(runs.c.id == run_id, runs.c.node_id == node_id, runs.c.status == RunStatus.RUNNING.value)
+        .values(status=RunStatus.WAITING.value, node_id=None)
+    )
+    if result.rowcount == 0:
+        return False
+    arrived = tx.conn.execute(
+        sa.select(steps.c.seq)
+        .where(
+            steps.c.run_id == run_id,
+            steps.c.done_order.is_(None),
+            steps.c.kind != StepKind.VALUE.value,
+            steps.c.status.in_((StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)),
+        )
+        .limit(1)
+    ).first()
+    if arrived is not None:
+        tx.conn.execute(runs.update().where(runs.c.id == run_id).values(status=RunStatus.QUEUED.value))
+        tx.notify("queued")
+        return False
+    return True
+
+
+def release_run(tx: Tx, run_id: str, node_id: str, *, crashed: bool) -> None:
+    """Hand a run back to the queue (shutdown, or its worker process died)."""
+    values: dict[str, Any] = {"status": RunStatus.QUEUED.value, "node_id": None}
+    if crashed:
+        values["crashes"] = runs.c.crashes + 1
+    tx.conn.execute(
+        runs.update()
+        .where(runs.c.id == run_id, runs.c.node_id == node_id, runs.c.status == RunStatus.RUNNING.value)
+        .values(**values)
+    )
+    tx.notify("queued")
+
+
+def crash_count(tx: Tx, run_id: str) -> int:
+    return int(tx.conn.execute(sa.select(runs.c.crashes).where(runs.c.id == run_id)).scalar_one())
+
+
+def finish_run(
+    tx: Tx,
+    run_id: str,
+    status: RunStatus,
+    *,
+    output: Any = None,
+    error: ErrorInfo | None = None,
+    node_id: str | None = None,
+) -> bool:
+    """Record a run's end. Returns False if it had already ended (e.g. cancelled meanwhile)."""
+    now = utcnow()
+    query = runs.update().where(runs.c.id == run_id, runs.c.status.in_(_ACTIVE))
+    if node_id is not None:
+        query = query.where(runs.c.node_id == node_id)
+    result = tx.conn.execute(
+        query.values(
+            status=status.value,
+            output=output,
+            error=error.to_json() if error else None,
+            finished_at=now,
+            node_id=None,
+        ).returning(runs.c.parent_run_id, runs.c.parent_seq)
+    ).first()
+    if result is None:
+        return False
+    tx.conn.execute(
+        requests.update()
+        .where(requests.c.run_id == run_id, requests.c.status == RequestStatus.PENDING.value)
+        .values(status=RequestStatus.CANCELLED.value)
+    )
+    tx.notify("finished", run_id)
+    if result.parent_run_id is not None:
+        _complete_parent_step(tx, result.parent_run_id, result.parent_seq, run_id, status, output, error, now)
+    return True
+
+
+def _complete_parent_step(
+    tx: Tx,
+    parent_id: str,
+    seq: int,
+    child_id: str,
+    status: RunStatus,
+    output: Any,
+    error: ErrorInfo | None,
+    now: datetime,
+) -> None:
+    ok = status == RunStatus.SUCCEEDED
+    failure = {
+        "type": "ChildRunFailed",
+        "run_id": child_id,
+        "status": status.value,
+        "message": error.message if error else status.value,
+    }
+    updated = tx.conn.execute(
+        steps.update()
+        .where(steps.c.run_id == parent_id, steps.c.seq == seq, steps.c.status == StepStatus.WAITING.value)
+        .values(
+            status=StepStatus.SUCCEEDED.value if ok else StepStatus.FAILED.value,
+            output=output if ok else None,
+            error=None if ok else failure,
+            finished_at=now,
+        )
+    )
+    if updated.rowcount:
+        wake_run(tx, parent_id)
+
+
+def cancel_run(tx: Tx, run_id: str, workspace: str | None = None) -> Run:
+    """Cancel a queued, running or waiting run (and its children); its pending requests are cancelled."""
+    run = get_run(tx, run_id, workspace)
+    if run.status.is_final:
+        raise Conflict(f"run {run_id} already ended ({run.status.value}); only active runs can be cancelled")
+    finish_run(tx, run_id, RunStatus.CANCELLED, error=ErrorInfo("RunCancelled", "the run was cancelled"))
+    tx.notify("cancel", run_id)
+    children = tx.conn.execute(
+        sa.select(runs.c.id).where(runs.c.parent_run_id == run_id, runs.c.status.in_(_ACTIVE))
+    ).scalars()
+    for child in list(children):
+        cancel_run(tx, child)
+    return get_run(tx, run_id)
+
+
+def retry_run(tx: Tx, run_id: str, workspace: str | None = None) -> Run:
+    """Queue a failed run again from its failed step: completed steps keep their results."""
+    run = get_run(tx, run_id, workspace)
+    if run.status != RunStatus.FAILED:
+        raise Conflict(f"run {run_id} is {run.status.value}; only failed runs can be retried")
+    failed = list(
+        tx.conn.execute(
+            sa.select(steps.c.seq).where(steps.c.run_id == run_id, steps.c.status == StepStatus.FAILED.value)
+        ).scalars()
+    )
+    if failed:
+        tx.conn.execute(steps.delete().where(steps.c.run_id == run_id, steps.c.seq.in_(failed)))
+        tx.conn.execute(requests.delete().where(requests.c.run_id == run_id, requests.c.seq.in_(failed)))
+    tx.conn.execute(
+        runs.update()
+        .where(runs.c.id == run_id)
+        .values(
+            status=RunStatus.QUEUED.value, error=None, output=None, finished_at=None, node_id=None, crashes=0
+        )
+    )
+    tx.notify("queued")
+    return get_run(tx, run_id)
+
+
+def requeue_orphans(tx: Tx, stale_before: datetime, *, all_but: str | None = None) -> int:
+    """Queue again every running run whose node stopped heart-beating (or every node's but ``all_but``)."""
+    alive = sa.select(nodes.c.id).where(nodes.c.heartbeat_at >= stale_before)
+    if all_but is not None:
+        alive = sa.select(sa.literal(all_but))
+    result = tx.conn.execute(
+        runs.update()
+        .where(
+            runs.c.status == RunStatus.RUNNING.value,
+            sa.or_(runs.c.node_id.is_(None), runs.c.node_id.not_in(alive.scalar_subquery())),
+        )
+        .values(status=RunStatus.QUEUED.value, node_id=None)
+    )
+    if result.rowcount:
+        tx.notify("queued")
+    return int(result.rowcount)
+
+
+def run_status(tx: Tx, run_id: str) -> RunStatus:
+    value = tx.conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar_one_or_none()
+    if value is None:
+        raise NotFound(f"run {run_id} not found")
+    return RunStatus(value)

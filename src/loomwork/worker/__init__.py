@@ -1,0 +1,1 @@
+"""Worker processes: where workflow code runs, apart from the engine and its credentials."""

@@ -1,0 +1,86 @@
+"""Entry point of a worker process: ``python -m loomwork.worker --fd N``.
+
+The engine starts it with one end of a socket pair and an environment scrubbed of database URLs and keys.
+``print`` and ``wf.log`` inside workflow code become lines of the run's log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..model import LogLevel
+from ..protocol import encode, read_frame
+from ..replay import current_machine
+from ..wf import current_log_sink
+from .host import Host
+
+
+class _CapturedStream(io.TextIOBase):
+    """Routes ``print`` from workflow code into the log of the run that printed."""
+
+    def __init__(self, fallback: Any) -> None:
+        self._fallback = fallback
+        self._pending: dict[int, str] = {}
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        sink = current_log_sink.get(None)
+        machine = current_machine.get(None)
+        if sink is None and machine is None:
+            return int(self._fallback.write(text))
+        key = id(sink) if sink is not None else id(machine)
+        buffered = self._pending.get(key, "") + text
+        *lines, rest = buffered.split("\n")
+        self._pending[key] = rest
+        for line in lines:
+            if sink is not None:
+                sink(LogLevel.INFO, line, {"stream": "print"})
+            elif machine is not None:
+                machine.emit_log(LogLevel.INFO, line, {"stream": "print"})
+        return len(text)
+
+    def flush(self) -> None:
+        self._fallback.flush()
+
+
+async def serve(fd: int) -> None:
+    sock = socket.socket(fileno=fd)
+    reader, writer = await asyncio.open_unix_connection(sock=sock, limit=64 * 1024 * 1024)
+    code_root = Path(tempfile.mkdtemp(prefix=f"loomwork-worker-{os.getpid()}-"))
+
+    def send(message: dict[str, Any]) -> None:
+        writer.write(encode(message))
+
+    host = Host(send, code_root)
+    try:
+        while True:
+            message = await read_frame(reader)
+            if message is None or message.get("t") == "stop":
+                break
+            host.handle(message)
+            if writer.transport.get_write_buffer_size() > 4 * 1024 * 1024:
+                await writer.drain()
+    finally:
+        host.close()
+        writer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="loomwork-worker")
+    parser.add_argument("--fd", type=int, required=True)
+    args = parser.parse_args()
+    # The engine decides when a worker stops; Ctrl-C in a terminal reaches the engine, which stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdout = _CapturedStream(sys.__stderr__)
+    asyncio.run(serve(args.fd))
