@@ -44,15 +44,32 @@ def main() -> None:
 @main.command("run")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--data", "data_text", help="The run's input as JSON (default: {}).")
-@click.option("--data-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Read the input JSON from a file.")
-@click.option("--resolve", "resolves", multiple=True, metavar="REQUEST_NAME=RESOLUTION",
-              help="Resolve requests of that name without asking (repeatable).")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep the embedded database here (default: a temporary directory).")
+@click.option(
+    "--data-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the input JSON from a file.",
+)
+@click.option(
+    "--resolve",
+    "resolves",
+    multiple=True,
+    metavar="REQUEST_NAME=RESOLUTION",
+    help="Resolve requests of that name without asking (repeatable).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the embedded database here (default: a temporary directory).",
+)
 @click.option("--timeout", type=float, help="Stop following after this many seconds.")
-def run_command(folder: Path, data_text: str | None, data_file: Path | None, resolves: tuple[str, ...],
-                state_dir: Path | None, timeout: float | None) -> None:
+def run_command(
+    folder: Path,
+    data_text: str | None,
+    data_file: Path | None,
+    resolves: tuple[str, ...],
+    state_dir: Path | None,
+    timeout: float | None,
+) -> None:
     """Run the workflow in FOLDER locally, printing steps, logs and the output."""
     if data_file is not None:
         data = _parse_json(data_file.read_text(encoding="utf-8"), str(data_file))
@@ -66,8 +83,14 @@ def run_command(folder: Path, data_text: str | None, data_file: Path | None, res
         )
         return choice
 
-    options = LocalRunOptions(folder=folder, data=data, resolutions=_parse_resolutions(resolves),
-                              state_dir=state_dir, ask=ask if interactive else None, timeout=timeout)
+    options = LocalRunOptions(
+        folder=folder,
+        data=data,
+        resolutions=_parse_resolutions(resolves),
+        state_dir=state_dir,
+        ask=ask if interactive else None,
+        timeout=timeout,
+    )
     try:
         run = asyncio.run(run_folder(options, click.echo))
     except LoomworkError as exc:

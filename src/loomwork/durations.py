@@ -17,9 +17,7 @@ def parse_duration(value: object, what: str = "duration") -> float:
     elif isinstance(value, str) and (match := _PATTERN.match(value)):
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
-        raise ValueError(
-            f"{what} must be a number of seconds or a string like '30s', '10m', '2h', got {value!r}"
-        )
+        raise ValueError(f"{what} must be a number of seconds or a string like '30s', '10m', '2h', got {value!r}")
     if seconds <= 0:
         raise ValueError(f"{what} must be positive, got {value!r}")
     return seconds

@@ -96,11 +96,7 @@ def check_files(files: dict[str, str]) -> WorkflowSettings:
         tree = ast.parse(files["main.py"], filename="main.py")
     except SyntaxError as exc:
         raise WorkflowFolderError(f"main.py:{exc.lineno}:{exc.offset}: {exc.msg}") from exc
-    entry = [
-        node
-        for node in tree.body
-        if isinstance(node, ast.AsyncFunctionDef) and node.name == "execute_workflow"
-    ]
+    entry = [node for node in tree.body if isinstance(node, ast.AsyncFunctionDef) and node.name == "execute_workflow"]
     if not entry:
         raise WorkflowFolderError("main.py must define async def execute_workflow(data)")
     for path, text in files.items():

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .datasources import DatasourceEffects
 from .engine import Engine, EngineConfig
 from .engine.effects import EffectExecutor
 from .errors import WorkflowFolderError
@@ -32,6 +33,7 @@ class LocalRunOptions:
     ask: Ask | None = None
     effects: EffectExecutor | None = None
     timeout: float | None = None
+    datasources: Path | None = None
 
 
 async def run_folder(options: LocalRunOptions, echo: Echo) -> Run:
@@ -44,7 +46,12 @@ async def run_folder(options: LocalRunOptions, echo: Echo) -> Run:
     with contextlib.ExitStack() as stack:
         state_dir = options.state_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="loomwork-run-")))
         config = EngineConfig(data_dir=state_dir, workers=options.workers)
-        async with Engine(config, effects=options.effects) as engine:
+        effects = options.effects
+        datasources = options.datasources or _find_datasources(folder)
+        if effects is None and datasources is not None:
+            echo(f"  datasources from {datasources}")
+            effects = DatasourceEffects.from_file(datasources)
+        async with Engine(config, effects=effects) as engine:
             for sibling in sorted(folder.parent.iterdir()):
                 if sibling != folder and (sibling / "main.py").is_file() and NAME_PATTERN.match(sibling.name):
                     with contextlib.suppress(WorkflowFolderError):
@@ -53,6 +60,13 @@ async def run_folder(options: LocalRunOptions, echo: Echo) -> Run:
             run = await engine.start_run(name, options.data, trigger=Trigger.LOCAL, version=version)
             echo(f"▶ run {run.id} of {name} v{version.number}")
             return await _follow(engine, run, options, echo)
+
+
+def _find_datasources(folder: Path) -> Path | None:
+    for candidate in (folder / "datasources.toml", folder.parent / "datasources.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 async def _follow(engine: Engine, run: Run, options: LocalRunOptions, echo: Echo) -> Run:
@@ -91,7 +105,8 @@ async def _follow(engine: Engine, run: Run, options: LocalRunOptions, echo: Echo
             changed.clear()
             wait = 1.0 if deadline is None else min(1.0, deadline - loop.time())
             if wait <= 0:
-                echo(f"■ still {current.status.value} after {options.timeout} s; the run goes on in {engine.config.data_dir}")
+                where = engine.config.data_dir
+                echo(f"■ still {current.status.value} after {options.timeout} s; the run goes on in {where}")
                 return current
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), wait)
@@ -147,4 +162,3 @@ def print_outcome(run: Run, echo: Echo) -> int:
     else:
         echo(f"■ {run.status.value}")
     return 1 if run.status.is_final else 3
-

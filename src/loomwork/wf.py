@@ -25,6 +25,8 @@ from .errors import ChildRunFailed, InvalidRequest, RequestTimeout, RunCancelled
 from .model import Decision, LogLevel, StepKind
 from .replay import CallEffect, CreateRequest, RunMachine, RunStep, StartChild, StartSleep, current_machine
 
+# ``run_id``, ``workflow`` and ``trigger`` are public too, but read from the running run on access (module
+# ``__getattr__``); listing them here would make ``from loomwork.wf import *`` fail outside a run.
 __all__ = [
     "Decision",
     "RequestHandle",
@@ -40,15 +42,12 @@ __all__ = [
     "queries",
     "random",
     "respond",
-    "run_id",
     "run_workflow",
     "seconds",
     "sleep",
     "step",
     "step_key",
-    "trigger",
     "uuid",
-    "workflow",
 ]
 
 T = TypeVar("T")
@@ -245,9 +244,7 @@ async def run_workflow(name: str, data: Any = None, wait: bool = True) -> Any:
     if not isinstance(name, str) or not name:
         raise ValueError("run_workflow needs a workflow name")
     machine = _machine("run_workflow")
-    _, ack, done = machine.call_acked(
-        StepKind.CHILD, name, lambda seq: StartChild(seq, name, data, wait), outcome=wait
-    )
+    _, ack, done = machine.call_acked(StepKind.CHILD, name, lambda seq: StartChild(seq, name, data, wait), outcome=wait)
     child_id = (await ack)["run_id"]
     if done is None:
         return child_id
@@ -307,8 +304,7 @@ def _request_spec(
     groups = _names(to_groups, "to_groups", request_name)
     if not users and not groups:
         raise InvalidRequest(
-            f"request {request_name!r} has no assignee: give to_users and/or to_groups, "
-            "or nobody could ever resolve it"
+            f"request {request_name!r} has no assignee: give to_users and/or to_groups, or nobody could ever resolve it"
         )
     if not isinstance(message, str):
         raise InvalidRequest(f"request {request_name!r}: message must be a string")
@@ -321,9 +317,7 @@ def _request_spec(
         if timeout_s is None:
             raise InvalidRequest(f"request {request_name!r}: on_timeout needs a timeout")
         if on_timeout not in resolution_list:
-            raise InvalidRequest(
-                f"request {request_name!r}: on_timeout {on_timeout!r} is not one of {resolution_list}"
-            )
+            raise InvalidRequest(f"request {request_name!r}: on_timeout {on_timeout!r} is not one of {resolution_list}")
     return {
         "message": message,
         "resolutions": resolution_list,
@@ -358,9 +352,7 @@ async def create_request(
     links: bool = False,
 ) -> RequestHandle:
     """Create a request without waiting for it; ``await handle.wait()`` later (an early resolution is kept)."""
-    spec = _request_spec(
-        request_name, resolutions, message, to_users, to_groups, metadata, timeout, on_timeout, links
-    )
+    spec = _request_spec(request_name, resolutions, message, to_users, to_groups, metadata, timeout, on_timeout, links)
     machine = _machine("create_request")
     _, ack, done = machine.call_acked(
         StepKind.REQUEST, request_name, lambda seq: CreateRequest(seq, request_name, spec), outcome=True
@@ -434,8 +426,8 @@ class _Log:
 
 
 #: Set by the worker host inside ``wf.step`` functions, whose logs bypass the replay core.
-current_log_sink: contextvars.ContextVar[Callable[[LogLevel, str, dict[str, Any]], None]] = (
-    contextvars.ContextVar("loomwork_log_sink")
+current_log_sink: contextvars.ContextVar[Callable[[LogLevel, str, dict[str, Any]], None]] = contextvars.ContextVar(
+    "loomwork_log_sink"
 )
 
 log = _Log()

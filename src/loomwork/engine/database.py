@@ -35,6 +35,7 @@ class Database:
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._conn: Any = None
         self.batches = 0
         self.ops = 0
 
@@ -78,6 +79,8 @@ class Database:
                 while not self._queue and not self._closed:
                     self._cond.wait()
                 if not self._queue and self._closed:
+                    if self._conn is not None:
+                        self._conn.close()
                     return
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
@@ -86,10 +89,15 @@ class Database:
     def _commit(self, batch: list[_Op]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
         try:
-            results = self.store.write_batch([(op, args) for op, args, _ in batch])
+            if self._conn is None or self._conn.closed or self._conn.invalidated:
+                self._conn = self.store.writer_connection()
+            results = self.store.write_batch(_merge_rows(batch), self._conn)
             outcomes = [(fut, True, result) for (_, _, fut), result in zip(batch, results, strict=True)]
         except Exception:
             # One operation failed and took the batch with it: commit each alone so only it fails.
+            if self._conn is not None and self._conn.invalidated:
+                self._conn.close()
+                self._conn = None
             for op, args, fut in batch:
                 try:
                     outcomes.append((fut, True, self.store.write(op, *args)))
@@ -100,6 +108,30 @@ class Database:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(_deliver, outcomes)
+
+
+def _merge_rows(batch: list[_Op]) -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
+    """Fold every call of a row-appending op (``merge_rows = True``) into its first call: one executemany
+    instead of one statement per step. Such ops only insert rows that no other op of the batch reads and
+    return None, so a folded call becomes a no-op in its place and results stay aligned with the batch.
+    """
+    merged: dict[Any, list[Any]] = {}
+    ops: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+    for op, args, _ in batch:
+        if getattr(op, "merge_rows", False):
+            if op in merged:
+                merged[op].extend(args[0])
+                ops.append((_noop, ()))
+                continue
+            merged[op] = rows = list(args[0])
+            ops.append((op, (rows,)))
+        else:
+            ops.append((op, args))
+    return ops
+
+
+def _noop(tx: Any) -> None:
+    return None
 
 
 def _deliver(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

@@ -46,6 +46,7 @@ class Dispatcher:
         self._engine = engine
         self._db = engine.db
         self._workers: list[WorkerProcess] = []
+        self._dead: set[WorkerProcess] = set()  # died, not yet replaced: nothing may be sent to them
         self._active: dict[str, ActiveRun] = {}
         self._versions: dict[int, WorkflowVersion] = {}
         self._log_buffer: list[tuple[str, datetime, LogLevel, str, dict[str, Any]]] = []
@@ -74,6 +75,7 @@ class Dispatcher:
         )
         await worker.start()
         if index < len(self._workers):
+            self._dead.discard(self._workers[index])
             self._workers[index] = worker
         else:
             self._workers.append(worker)
@@ -93,13 +95,22 @@ class Dispatcher:
         self._flush_logs()
         await asyncio.gather(*pending, return_exceptions=True)
 
+    @property
+    def has_live_worker(self) -> bool:
+        """False while every worker process is dead and not yet replaced: claim nothing then."""
+        return any(w not in self._dead for w in self._workers)
+
     # -- handing runs out -------------------------------------------------------------------------------------
     def dispatch(self, claimed: ClaimedRun) -> None:
         run = claimed.run
         if claimed.version is not None:
             self._versions[claimed.version.id] = claimed.version
         version = self._versions[run.version_id]
-        worker = min(self._workers, key=lambda w: len(w.runs))
+        live = [w for w in self._workers if w not in self._dead]
+        if not live:  # the last worker died after the claim: hand the run back
+            self._db.submit(runs.release_run, run.id, self._engine.node_id, crashed=False)
+            return
+        worker = min(live, key=lambda w: len(w.runs))
         if version.id not in worker.loaded_versions:
             worker.send({"t": "load", "version_id": version.id, "files": version.files})
             worker.loaded_versions.add(version.id)
@@ -184,9 +195,7 @@ class Dispatcher:
         if state == "done":
             outcome = message["outcome"]
             if outcome["ok"]:
-                self._db.submit(
-                    runs.finish_run, run_id, RunStatus.SUCCEEDED, output=outcome["output"], node_id=node
-                )
+                self._db.submit(runs.finish_run, run_id, RunStatus.SUCCEEDED, output=outcome["output"], node_id=node)
             else:
                 error = ErrorInfo.from_json(outcome["error"])
                 self._db.submit(runs.finish_run, run_id, RunStatus.FAILED, error=error, node_id=node)
@@ -226,9 +235,7 @@ class Dispatcher:
 
         def answer(done: asyncio.Future[None]) -> None:
             if done.exception() is not None:
-                log.error(
-                    "journaling step %s of run %s failed: %s", record.seq, record.run_id, done.exception()
-                )
+                log.error("journaling step %s of run %s failed: %s", record.seq, record.run_id, done.exception())
                 self._abandon(active, "journal write failed")
                 return
             if self._active.get(record.run_id) is active:
@@ -391,20 +398,14 @@ class Dispatcher:
                 log.error("step %s of run %s could not be journaled: %s", seq, active.run.id, exc)
                 self._abandon(active, "journal write failed")
                 return
-            active.worker.send(
-                {"t": "ack", "run_id": active.run.id, "seq": seq, "ok": True, "value": done.result()}
-            )
+            active.worker.send({"t": "ack", "run_id": active.run.id, "seq": seq, "ok": True, "value": done.result()})
 
         future.add_done_callback(answer)
 
     # -- outcomes arriving from elsewhere -----------------------------------------------------------------------
     def outcome_arrived(self, run_id: str) -> None:
         targets = (
-            list(self._active.values())
-            if run_id == "*"
-            else [self._active[run_id]]
-            if run_id in self._active
-            else []
+            list(self._active.values()) if run_id == "*" else [self._active[run_id]] if run_id in self._active else []
         )
         for active in targets:
             task = asyncio.get_running_loop().create_task(self._deliver_arrivals(active))
@@ -472,6 +473,7 @@ class Dispatcher:
     def _on_exit(self, worker: WorkerProcess, cause: str) -> None:
         if worker.stopping or self._stopping:
             return
+        self._dead.add(worker)
         log.warning("worker %s (pid %s) died: %s; its runs resume elsewhere", worker.index, worker.pid, cause)
         for run_id in list(worker.runs):
             active = self._forget(run_id)
@@ -479,9 +481,7 @@ class Dispatcher:
                 continue
             for task in active.effects:
                 task.cancel()
-            self._db.submit(
-                release_after_crash, run_id, self._engine.node_id, self._engine.config.max_crashes, cause
-            )
+            self._db.submit(release_after_crash, run_id, self._engine.node_id, self._engine.config.max_crashes, cause)
         asyncio.get_running_loop().create_task(self._replace_worker(worker.index))
 
     async def _replace_worker(self, index: int) -> None:

@@ -40,12 +40,8 @@ class NoDatasources:
     """The executor when no datasources are configured: every query fails with a clear message."""
 
     async def execute(self, call: EffectCall) -> Any:
-        if call.kind == StepKind.QUERY and not any(
-            path.startswith(f"queries/{call.name}.") for path in call.files
-        ):
-            raise StepError(
-                f"workflow {call.workflow!r} has no query {call.name!r} (queries/{call.name}.sql|.toml)"
-            )
+        if call.kind == StepKind.QUERY and not any(path.startswith(f"queries/{call.name}.") for path in call.files):
+            raise StepError(f"workflow {call.workflow!r} has no query {call.name!r} (queries/{call.name}.sql|.toml)")
         raise StepError(
             f"{call.kind.value} {call.name!r} needs a datasource, and none is configured for this engine",
             error_type="DatasourceError",

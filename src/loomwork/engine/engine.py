@@ -195,9 +195,7 @@ class Engine:
         futures = [
             self.db.submit(
                 runs.create_run,
-                runs.NewRun(
-                    workspace, workflow, version.id, version.number, data, trigger, timeout=settings.timeout
-                ),
+                runs.NewRun(workspace, workflow, version.id, version.number, data, trigger, timeout=settings.timeout),
             )
             for data in inputs
         ]
@@ -284,7 +282,10 @@ class Engine:
                 await asyncio.wait_for(self._claim_wakeup.wait(), timeout=5.0)
             self._claim_wakeup.clear()
             try:
-                while (capacity := self.config.max_active_runs - self.dispatcher.active_count) > 0:
+                while (
+                    self.dispatcher.has_live_worker
+                    and (capacity := self.config.max_active_runs - self.dispatcher.active_count) > 0
+                ):
                     claimed = await self.db.write(
                         claims.claim_for_execution,
                         self.node_id,

@@ -19,7 +19,8 @@ def verify(secret: bytes, request_id: str, resolution: str, signature: str) -> b
 
 def resolve_links(base_url: str, secret: bytes, request_id: str, resolutions: list[str]) -> dict[str, str]:
     base = base_url.rstrip("/")
-    return {
-        resolution: f"{base}/api/v1/links/{request_id}/{quote(resolution, safe='')}?sig={sign(secret, request_id, resolution)}"
-        for resolution in resolutions
-    }
+    links = {}
+    for resolution in resolutions:
+        signature = sign(secret, request_id, resolution)
+        links[resolution] = f"{base}/api/v1/links/{request_id}/{quote(resolution, safe='')}?sig={signature}"
+    return links

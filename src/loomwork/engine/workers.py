@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..protocol import encode, read_frame
+from ..protocol import FrameProtocol, connect
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,9 @@ class WorkerProcess:
         self.loaded_versions: set[int] = set()
         self.runs: set[str] = set()
         self.process: asyncio.subprocess.Process | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._reader_task: asyncio.Task[None] | None = None
+        self._connection: FrameProtocol | None = None
+        self._closed = asyncio.Event()
+        self._exit_task: asyncio.Task[None] | None = None
         self.stopping = False
 
     @property
@@ -58,8 +59,7 @@ class WorkerProcess:
             preexec_fn=self._limit_resources if self._memory_limit_mb else None,
         )
         child.close()
-        reader, self._writer = await asyncio.open_unix_connection(sock=parent, limit=64 * 1024 * 1024)
-        self._reader_task = asyncio.get_running_loop().create_task(self._read(reader))
+        self._connection = await connect(parent, lambda message: self._on_message(self, message), self._lost)
 
     def _limit_resources(self) -> None:
         import resource
@@ -69,31 +69,27 @@ class WorkerProcess:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     def send(self, message: dict[str, Any]) -> None:
-        if self._writer is None or self._writer.is_closing():
-            return
-        self._writer.write(encode(message))
+        if self._connection is not None:
+            self._connection.send(message)
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
+    def _lost(self, exc: BaseException | None) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if exc is not None and not isinstance(exc, ConnectionError):
+            log.error("worker %s sent a bad frame: %s", self.index, exc)
+        self._exit_task = asyncio.get_running_loop().create_task(self._reap())
+
+    async def _reap(self) -> None:
+        """The connection is gone: the process is dead or dying. Make sure, then report it."""
         cause = "connection closed"
-        try:
-            while True:
-                message = await read_frame(reader)
-                if message is None:
-                    break
-                self._on_message(self, message)
-        except Exception as exc:  # a broken frame means a broken worker: treat like a crash
-            log.exception("worker %s sent a bad frame", self.index)
-            cause = f"protocol error: {exc}"
-        finally:
-            if self.process is not None:
-                try:
-                    code = await asyncio.wait_for(self.process.wait(), timeout=2)
-                    cause = _describe_exit(code)
-                except TimeoutError:
-                    self.process.kill()
-            if self._writer is not None:
-                self._writer.close()
-            self._on_exit(self, cause)
+        if self.process is not None:
+            try:
+                cause = _describe_exit(await asyncio.wait_for(self.process.wait(), timeout=2))
+            except TimeoutError:
+                self.process.kill()
+                cause = _describe_exit(await self.process.wait())
+        self._on_exit(self, cause)
 
     async def stop(self, timeout: float = 5.0) -> None:
         self.stopping = True
@@ -105,8 +101,10 @@ class WorkerProcess:
         except TimeoutError:
             self.process.kill()
             await self.process.wait()
-        if self._reader_task is not None:
-            await asyncio.gather(self._reader_task, return_exceptions=True)
+        if self._connection is not None:
+            self._connection.close()
+        if self._exit_task is not None:
+            await asyncio.gather(self._exit_task, return_exceptions=True)
 
     def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:

@@ -296,9 +296,21 @@ class RunMachine:
         main = self._main
         if main is None or not main.done():
             return False
+        unreached = [seq for seq in self._recorded if seq >= self._next_seq]
+        exc = None if main.cancelled() else main.exception()
         if main.cancelled():
             self.outcome = Failed(ErrorInfo("RunCancelled", "the workflow's main task was cancelled"))
-        elif (exc := main.exception()) is not None:
+        elif unreached:
+            # The journal holds a step this execution never called: the code changed under the run.
+            entry = self._recorded[min(unreached)]
+            done = entry.status in (StepStatus.SUCCEEDED, StepStatus.FAILED)
+            recorded = entry.describe() + (" (completed)" if done else "")
+            self.outcome = Failed(
+                self._format_error(
+                    NonDeterminismError(entry.seq, recorded, "no further step (the workflow ended first)")
+                )
+            )
+        elif exc is not None:
             self.outcome = Failed(self._format_error(exc))
         else:
             self.outcome = Succeeded(main.result())

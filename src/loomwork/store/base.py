@@ -106,10 +106,16 @@ class Store:
         result: T = self.write_batch([(op, args)])[0]
         return result
 
-    def write_batch(self, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
-        """Run several operations in one transaction (one commit, one fsync). All or nothing."""
-        with translate_errors("write"), self.engine.connect() as raw:
-            conn = raw.execution_options(loomwork_write=True)
+    def write_batch(
+        self, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]], conn: sa.Connection | None = None
+    ) -> list[Any]:
+        """Run several operations in one transaction (one commit, one fsync). All or nothing.
+
+        ``conn`` lets a dedicated writer keep its connection instead of checking one out per batch.
+        """
+        with translate_errors("write"), contextlib.ExitStack() as stack:
+            if conn is None:
+                conn = stack.enter_context(self.engine.connect()).execution_options(loomwork_write=True)
             tx = Tx(conn, self.dialect)
             with conn.begin():
                 results = [op(tx, *args) for op, args in ops]
@@ -117,6 +123,11 @@ class Store:
                     _pg_notify(tx)
         self._publish(tx.notifications)
         return results
+
+    def writer_connection(self) -> sa.Connection:
+        """A connection for a long-lived writer thread; the caller closes it."""
+        with translate_errors("connect"):
+            return self.engine.connect().execution_options(loomwork_write=True)
 
     def read(self, op: Callable[..., T], *args: Any) -> T:
         with translate_errors("read"), self.engine.connect() as conn, conn.begin():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,29 @@ class StepRecord:
     started_at: datetime
     finished_at: datetime
     order: int
+
+
+@functools.cache
+def _upsert_steps(dialect: str) -> Any:
+    """Built once per dialect: building an upsert costs more than executing it."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(steps)
+    # A step re-executed after a crash has no row yet; the upsert only guards against a double delivery.
+    return insert.on_conflict_do_update(
+        index_elements=[steps.c.run_id, steps.c.seq],
+        set_={
+            "status": insert.excluded.status,
+            "output": insert.excluded.output,
+            "error": insert.excluded.error,
+            "attempts": insert.excluded.attempts,
+            "finished_at": insert.excluded.finished_at,
+            "done_order": insert.excluded.done_order,
+        },
+    )
+
+
+@functools.cache
+def _insert_steps_if_absent(dialect: str) -> Any:
+    return (postgresql if dialect == "postgresql" else sqlite).insert(steps).on_conflict_do_nothing()
 
 
 def load_journal(tx: Tx, run_id: str) -> list[Step]:
@@ -102,22 +126,13 @@ def record_steps(tx: Tx, records: list[StepRecord]) -> None:
         }
         for r in records
     ]
-    insert = (postgresql if tx.is_postgres else sqlite).insert(steps)
-    # A step re-executed after a crash has no row yet; the upsert only guards against a double delivery.
-    statement = insert.on_conflict_do_update(
-        index_elements=[steps.c.run_id, steps.c.seq],
-        set_={
-            "status": insert.excluded.status,
-            "output": insert.excluded.output,
-            "error": insert.excluded.error,
-            "attempts": insert.excluded.attempts,
-            "finished_at": insert.excluded.finished_at,
-            "done_order": insert.excluded.done_order,
-        },
-    )
+    statement = _upsert_steps(tx.dialect)
     tx.conn.execute(statement, rows)
     for run_id in {r.run_id for r in records}:
         tx.notify("step", run_id)
+
+
+record_steps.merge_rows = True  # type: ignore[attr-defined]
 
 
 def record_values(tx: Tx, run_id: str, values: list[tuple[int, str, Any]]) -> None:
@@ -125,9 +140,8 @@ def record_values(tx: Tx, run_id: str, values: list[tuple[int, str, Any]]) -> No
     if not values:
         return
     now = utcnow()
-    insert = (postgresql if tx.is_postgres else sqlite).insert(steps)
     tx.conn.execute(
-        insert.on_conflict_do_nothing(),
+        _insert_steps_if_absent(tx.dialect),
         [
             {
                 "run_id": run_id,
@@ -164,9 +178,9 @@ def start_wait(
 ) -> None:
     """Journal a step that waits on something outside the run (a request, a timer, a child run)."""
     now = utcnow()
-    insert = (postgresql if tx.is_postgres else sqlite).insert(steps)
     tx.conn.execute(
-        insert.values(
+        _insert_steps_if_absent(tx.dialect),
+        dict(
             run_id=run_id,
             seq=seq,
             kind=kind.value,
@@ -181,7 +195,7 @@ def start_wait(
             finished_at=None,
             done_order=None,
             wake_at=wake_at,
-        ).on_conflict_do_nothing()
+        ),
     )
     tx.notify("step", run_id)
     if wake_at is not None:
@@ -196,9 +210,9 @@ def get_step(tx: Tx, run_id: str, seq: int) -> Step | None:
 def record_detached_child(tx: Tx, run_id: str, seq: int, workflow: str, data: Any, handle: Any) -> None:
     """Journal ``run_workflow(..., wait=False)``: done at once, answered by the child's id alone."""
     now = utcnow()
-    insert = (postgresql if tx.is_postgres else sqlite).insert(steps)
     tx.conn.execute(
-        insert.values(
+        _insert_steps_if_absent(tx.dialect),
+        dict(
             run_id=run_id,
             seq=seq,
             kind=StepKind.CHILD.value,
@@ -213,5 +227,5 @@ def record_detached_child(tx: Tx, run_id: str, seq: int, workflow: str, data: An
             finished_at=now,
             done_order=None,
             wake_at=None,
-        ).on_conflict_do_nothing()
+        ),
     )

@@ -11,9 +11,7 @@ from .schema import nodes
 def register_node(tx: Tx, node_id: str, pid: int) -> None:
     now = utcnow()
     tx.conn.execute(
-        nodes.insert().values(
-            id=node_id, hostname=socket.gethostname(), pid=pid, started_at=now, heartbeat_at=now
-        )
+        nodes.insert().values(id=node_id, hostname=socket.gethostname(), pid=pid, started_at=now, heartbeat_at=now)
     )
 
 

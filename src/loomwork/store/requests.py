@@ -61,12 +61,8 @@ def create_request(tx: Tx, new: NewRequest, resolve_links: dict[str, str]) -> di
                 on_timeout=new.on_timeout,
             )
         )
-        assignees = [
-            {"request_id": request_id, "kind": "user", "name": u} for u in dict.fromkeys(new.to_users)
-        ]
-        assignees += [
-            {"request_id": request_id, "kind": "group", "name": g} for g in dict.fromkeys(new.to_groups)
-        ]
+        assignees = [{"request_id": request_id, "kind": "user", "name": u} for u in dict.fromkeys(new.to_users)]
+        assignees += [{"request_id": request_id, "kind": "group", "name": g} for g in dict.fromkeys(new.to_groups)]
         tx.conn.execute(request_assignees.insert(), assignees)
     start_wait(
         tx,
@@ -122,8 +118,7 @@ def resolve_request(
         raise Forbidden(f"{actor} is not an assignee of request {request.request_name!r}")
     if resolution not in request.resolutions:
         raise Unprocessable(
-            f"resolution {resolution!r} is not one of {list(request.resolutions)} for request "
-            f"{request.request_name!r}"
+            f"resolution {resolution!r} is not one of {list(request.resolutions)} for request {request.request_name!r}"
         )
     return _settle(tx, request, RequestStatus.RESOLVED, resolution, payload, actor)
 
@@ -140,9 +135,7 @@ def _settle(
     won = tx.conn.execute(
         requests.update()
         .where(requests.c.id == request.id, requests.c.status == RequestStatus.PENDING.value)
-        .values(
-            status=status.value, resolution=resolution, payload=payload, resolved_by=actor, resolved_at=now
-        )
+        .values(status=status.value, resolution=resolution, payload=payload, resolved_by=actor, resolved_at=now)
     )
     if won.rowcount != 1:
         raise Conflict(f"request {request.id} was resolved by someone else first")

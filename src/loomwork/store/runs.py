@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from .rows import new_run_id, run_from_row
 from .schema import nodes, requests, runs, steps
 
 _ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value, RunStatus.WAITING.value)
+_INSERT_RUN = runs.insert()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ def create_run(tx: Tx, new: NewRun) -> tuple[Run, bool]:
         "crashes": 0,
     }
     if new.idempotency_key is None:
-        tx.conn.execute(runs.insert().values(**values))
+        tx.conn.execute(_INSERT_RUN, values)
     else:
         insert = (postgresql if tx.is_postgres else sqlite).insert(runs).values(**values)
         inserted = tx.conn.execute(insert.on_conflict_do_nothing().returning(runs.c.id)).first()
@@ -105,39 +107,46 @@ def get_run(tx: Tx, run_id: str, workspace: str | None = None) -> Run:
     return run_from_row(row)
 
 
-def claim_runs(tx: Tx, node_id: str, limit: int) -> list[Run]:
-    """Take up to ``limit`` queued runs, oldest first, for this node. Concurrent claimers never share a run."""
+@functools.cache
+def _claim_statement(dialect: str) -> Any:
     pick = (
         sa.select(runs.c.id)
         .where(runs.c.status == RunStatus.QUEUED.value)
         .order_by(runs.c.created_at)
-        .limit(limit)
+        .limit(sa.bindparam("b_limit"))
     )
-    if tx.is_postgres:
+    if dialect == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
-    now = utcnow()
-    claimed = tx.conn.execute(
+    return (
         runs.update()
         .where(runs.c.id.in_(pick.scalar_subquery()))
         .values(
             status=RunStatus.RUNNING.value,
-            node_id=node_id,
-            started_at=sa.func.coalesce(runs.c.started_at, now),
+            node_id=sa.bindparam("b_node"),
+            started_at=sa.func.coalesce(runs.c.started_at, sa.bindparam("b_now", type_=runs.c.started_at.type)),
             attempts=runs.c.attempts + 1,
         )
         .returning(*runs.c)
+    )
+
+
+def claim_runs(tx: Tx, node_id: str, limit: int) -> list[Run]:
+    """Take up to ``limit`` queued runs, oldest first, for this node. Concurrent claimers never share a run."""
+    claimed = tx.conn.execute(
+        _claim_statement(tx.dialect), {"b_limit": limit, "b_node": node_id, "b_now": utcnow()}
     ).all()
     result = [run_from_row(row) for row in claimed]
     result.sort(key=lambda r: r.created_at)
     return result
 
 
+_LOCK_RUN = sa.select(runs.c.status, runs.c.node_id).where(runs.c.id == sa.bindparam("b_id"))
+_LOCK_RUN_FOR_UPDATE = _LOCK_RUN.with_for_update()
+
+
 def lock_run(tx: Tx, run_id: str) -> Any:
     """Read the run's row, locking it on Postgres so that wake-ups and parking serialise."""
-    query = sa.select(runs.c.status, runs.c.node_id).where(runs.c.id == run_id)
-    if tx.is_postgres:
-        query = query.with_for_update()
-    return tx.conn.execute(query).first()
+    return tx.conn.execute(_LOCK_RUN_FOR_UPDATE if tx.is_postgres else _LOCK_RUN, {"b_id": run_id}).first()
 
 
 def wake_run(tx: Tx, run_id: str) -> None:
@@ -146,37 +155,41 @@ def wake_run(tx: Tx, run_id: str) -> None:
     if row is None:
         return
     if row.status == RunStatus.WAITING.value:
-        tx.conn.execute(
-            runs.update().where(runs.c.id == run_id).values(status=RunStatus.QUEUED.value, node_id=None)
-        )
+        tx.conn.execute(_QUEUE_RUN, {"b_id": run_id})
         tx.notify("queued")
     elif row.status == RunStatus.RUNNING.value:
         tx.notify("outcome", run_id)
 
 
+_PARK_RUN = (
+    runs.update()
+    .where(
+        runs.c.id == sa.bindparam("b_id"),
+        runs.c.node_id == sa.bindparam("b_node"),
+        runs.c.status == RunStatus.RUNNING.value,
+    )
+    .values(status=RunStatus.WAITING.value, node_id=None)
+)
+_QUEUE_RUN = runs.update().where(runs.c.id == sa.bindparam("b_id")).values(status=RunStatus.QUEUED.value, node_id=None)
+_UNDELIVERED_OUTCOME = sa.select(steps.c.seq, steps.c.kind, steps.c.input).where(
+    steps.c.run_id == sa.bindparam("b_id"),
+    steps.c.done_order.is_(None),
+    steps.c.kind != StepKind.VALUE.value,
+    steps.c.status.in_((StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)),
+)
+
+
 def park_run(tx: Tx, run_id: str, node_id: str) -> bool:
     """Mark a run waiting, unless an outcome it waits for already arrived (then it is queued again)."""
-    result = tx.conn.execute(
-        runs.update()
-        .where(runs.c.id == run_id, runs.c.node_id == node_id, runs.c.status == RunStatus.RUNNING.value)
-        .values(status=RunStatus.WAITING.value, node_id=None)
-    )
+    result = tx.conn.execute(_PARK_RUN, {"b_id": run_id, "b_node": node_id})
     if result.rowcount == 0:
         return False
-    arrived = tx.conn.execute(
-        sa.select(steps.c.seq)
-        .where(
-            steps.c.run_id == run_id,
-            steps.c.done_order.is_(None),
-            steps.c.kind != StepKind.VALUE.value,
-            steps.c.status.in_((StepStatus.SUCCEEDED.value, StepStatus.FAILED.value)),
-        )
-        .limit(1)
-    ).first()
-    if arrived is not None:
-        tx.conn.execute(runs.update().where(runs.c.id == run_id).values(status=RunStatus.QUEUED.value))
-        tx.notify("queued")
-        return False
+    for row in tx.conn.execute(_UNDELIVERED_OUTCOME, {"b_id": run_id}):
+        detached = row.kind == StepKind.CHILD.value and isinstance(row.input, dict) and row.input.get("wait") is False
+        if not detached:
+            tx.conn.execute(_QUEUE_RUN, {"b_id": run_id})
+            tx.notify("queued")
+            return False
     return True
 
 
@@ -197,6 +210,36 @@ def crash_count(tx: Tx, run_id: str) -> int:
     return int(tx.conn.execute(sa.select(runs.c.crashes).where(runs.c.id == run_id)).scalar_one())
 
 
+_FINISH_VALUES = {
+    "status": sa.bindparam("b_status"),
+    "output": sa.bindparam("b_output", type_=runs.c.output.type),
+    "error": sa.bindparam("b_error", type_=runs.c.error.type),
+    "finished_at": sa.bindparam("b_now", type_=runs.c.finished_at.type),
+    "node_id": None,
+}
+_FINISH_RUN = (
+    runs.update()
+    .where(runs.c.id == sa.bindparam("b_id"), runs.c.status.in_(_ACTIVE))
+    .values(**_FINISH_VALUES)
+    .returning(runs.c.parent_run_id, runs.c.parent_seq)
+)
+_FINISH_OWN_RUN = (
+    runs.update()
+    .where(
+        runs.c.id == sa.bindparam("b_id"),
+        runs.c.status.in_(_ACTIVE),
+        runs.c.node_id == sa.bindparam("b_node"),
+    )
+    .values(**_FINISH_VALUES)
+    .returning(runs.c.parent_run_id, runs.c.parent_seq)
+)
+_CANCEL_PENDING_REQUESTS = (
+    requests.update()
+    .where(requests.c.run_id == sa.bindparam("b_id"), requests.c.status == RequestStatus.PENDING.value)
+    .values(status=RequestStatus.CANCELLED.value)
+)
+
+
 def finish_run(
     tx: Tx,
     run_id: str,
@@ -208,25 +251,19 @@ def finish_run(
 ) -> bool:
     """Record a run's end. Returns False if it had already ended (e.g. cancelled meanwhile)."""
     now = utcnow()
-    query = runs.update().where(runs.c.id == run_id, runs.c.status.in_(_ACTIVE))
-    if node_id is not None:
-        query = query.where(runs.c.node_id == node_id)
-    result = tx.conn.execute(
-        query.values(
-            status=status.value,
-            output=output,
-            error=error.to_json() if error else None,
-            finished_at=now,
-            node_id=None,
-        ).returning(runs.c.parent_run_id, runs.c.parent_seq)
-    ).first()
+    params = {
+        "b_id": run_id,
+        "b_node": node_id,
+        "b_status": status.value,
+        "b_output": output,
+        "b_error": error.to_json() if error else None,
+        "b_now": now,
+    }
+    statement = _FINISH_RUN if node_id is None else _FINISH_OWN_RUN
+    result = tx.conn.execute(statement, params).first()
     if result is None:
         return False
-    tx.conn.execute(
-        requests.update()
-        .where(requests.c.run_id == run_id, requests.c.status == RequestStatus.PENDING.value)
-        .values(status=RequestStatus.CANCELLED.value)
-    )
+    tx.conn.execute(_CANCEL_PENDING_REQUESTS, {"b_id": run_id})
     tx.notify("finished", run_id)
     if result.parent_run_id is not None:
         _complete_parent_step(tx, result.parent_run_id, result.parent_seq, run_id, status, output, error, now)
@@ -295,9 +332,7 @@ def retry_run(tx: Tx, run_id: str, workspace: str | None = None) -> Run:
     tx.conn.execute(
         runs.update()
         .where(runs.c.id == run_id)
-        .values(
-            status=RunStatus.QUEUED.value, error=None, output=None, finished_at=None, node_id=None, crashes=0
-        )
+        .values(status=RunStatus.QUEUED.value, error=None, output=None, finished_at=None, node_id=None, crashes=0)
     )
     tx.notify("queued")
     return get_run(tx, run_id)

@@ -316,9 +316,7 @@ def _error_json(exc: BaseException) -> dict[str, Any]:
 
 
 def _load_error(version_id: Any) -> ErrorInfo:
-    return ErrorInfo(
-        "WorkflowFolderError", f"workflow version {version_id} could not be loaded in the worker"
-    )
+    return ErrorInfo("WorkflowFolderError", f"workflow version {version_id} could not be loaded in the worker")
 
 
 def _jsonable(value: Any) -> Any:

@@ -35,9 +35,7 @@ class LoadedVersion:
         """Type, message and a traceback of the workflow's own files only."""
         root = str(self.directory) + "/"
         error_type = getattr(exc, "error_type", None) or type(exc).__name__
-        frames = [
-            frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename.startswith(root)
-        ]
+        frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename.startswith(root)]
         for frame in frames:
             frame.filename = frame.filename[len(root) :]
         lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
@@ -69,9 +67,7 @@ def load_version(version_id: int, files: dict[str, str], root: Path) -> LoadedVe
         sys.path.remove(str(directory))
         for name in set(sys.modules) - before:
             loaded = sys.modules[name]
-            if not name.startswith(package_name) and str(getattr(loaded, "__file__", "")).startswith(
-                str(directory)
-            ):
+            if not name.startswith(package_name) and str(getattr(loaded, "__file__", "")).startswith(str(directory)):
                 sys.modules[f"{package_name}.{name}"] = sys.modules.pop(name)
     entry = getattr(module, "execute_workflow", None)
     if entry is None or not callable(entry):

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import io
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import LogLevel
-from ..protocol import encode, read_frame
+from ..protocol import connect
 from ..replay import current_machine
 from ..wf import current_log_sink
 from .host import Host
@@ -55,25 +56,27 @@ class _CapturedStream(io.TextIOBase):
 
 
 async def serve(fd: int) -> None:
-    sock = socket.socket(fileno=fd)
-    reader, writer = await asyncio.open_unix_connection(sock=sock, limit=64 * 1024 * 1024)
     code_root = Path(tempfile.mkdtemp(prefix=f"loomwork-worker-{os.getpid()}-"))
+    done = asyncio.Event()
+    host: Host | None = None
 
-    def send(message: dict[str, Any]) -> None:
-        writer.write(encode(message))
-
-    host = Host(send, code_root)
-    try:
-        while True:
-            message = await read_frame(reader)
-            if message is None or message.get("t") == "stop":
-                break
+    def on_message(message: dict[str, Any]) -> None:
+        if message.get("t") == "stop":
+            done.set()
+        elif host is not None:
             host.handle(message)
-            if writer.transport.get_write_buffer_size() > 4 * 1024 * 1024:
-                await writer.drain()
+
+    def on_close(exc: BaseException | None) -> None:
+        done.set()  # the engine is gone: nothing to do without it
+
+    connection = await connect(socket.socket(fileno=fd), on_message, on_close)
+    host = Host(connection.send, code_root)
+    try:
+        await done.wait()
     finally:
         host.close()
-        writer.close()
+        connection.close()
+        shutil.rmtree(code_root, ignore_errors=True)
 
 
 def main() -> None:

@@ -1,0 +1,3 @@
+-- datasource: shop_db
+-- timeout: 5s
+SELECT id, customer, email, amount, status FROM orders WHERE id = {{ params.order_id }}

@@ -1,0 +1,82 @@
+"""Carrying out query and http steps through configured datasources (the engine's ``EffectExecutor``).
+
+Local runs read datasources from a ``datasources.toml`` beside the workflow folders::
+
+    [shop_db]
+    kind = "sqlite"
+    path = "shop.db"              # relative to the file
+    create_from = "shop.sql"      # optional: a script that creates the database if the file is missing
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .connectors.base import Connector, ConnectorError
+from .connectors.sqlite import SqliteConnector
+from .engine.effects import EffectCall
+from .errors import StepError, WorkflowFolderError
+from .model import StepKind
+from .queries import find_query
+
+KINDS = ("sqlite",)
+
+
+def connector_for(name: str, kind: str, config: dict[str, Any], base_dir: Path | None) -> Connector:
+    if kind == "sqlite":
+        return SqliteConnector(name, config, base_dir)
+    raise ConnectorError(f"datasource {name!r}: kind {kind!r} is not supported here (supported: {', '.join(KINDS)})")
+
+
+class DatasourceEffects:
+    def __init__(self, connectors: dict[str, Connector]) -> None:
+        self._connectors = connectors
+
+    @classmethod
+    def from_file(cls, path: Path) -> DatasourceEffects:
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise WorkflowFolderError(f"{path}: {exc}") from exc
+        connectors: dict[str, Connector] = {}
+        for name, entry in table.items():
+            if not isinstance(entry, dict) or "kind" not in entry:
+                raise WorkflowFolderError(f'{path}: [{name}] needs kind = "..."')
+            config = {k: v for k, v in entry.items() if k != "kind"}
+            try:
+                connectors[name] = connector_for(name, str(entry["kind"]), config, path.parent)
+            except ConnectorError as exc:
+                raise WorkflowFolderError(f"{path}: {exc}") from exc
+        return cls(connectors)
+
+    async def execute(self, call: EffectCall) -> Any:
+        if call.kind != StepKind.QUERY:
+            raise StepError(f"{call.kind.value} steps need a rest datasource, which is not configured")
+        query = find_query(call.files, call.name)
+        connector = self._connectors.get(query.datasource)
+        if connector is None:
+            raise StepError(
+                f"query {call.name!r} uses datasource {query.datasource!r}, which is not configured",
+                error_type="DatasourceError",
+            )
+        params = call.input.get("params", {})
+        attempts = query.retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                run = connector.execute(query, params, call.idempotency_key)
+                return await (asyncio.wait_for(run, query.timeout) if query.timeout else run)
+            except TimeoutError:
+                error: StepError = ConnectorError(f"query {call.name!r} timed out after {query.timeout:g} s")
+            except ConnectorError as exc:
+                error = exc
+            if attempt == attempts:
+                raise error
+            await asyncio.sleep(0.1 * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def close(self) -> None:
+        for connector in self._connectors.values():
+            await connector.close()
