@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
+
+from conftest import make_engine
 
 from loomwork.engine import Engine
 from loomwork.model import RunStatus, StepKind, StepStatus
@@ -133,3 +136,31 @@ async def test_asyncio_sleep_in_workflow_code_fails_with_advice(engine: Engine) 
     run = await run_source(engine, "import asyncio\n\nasync def execute_workflow(data):\n    await asyncio.sleep(1)\n")
     assert run.status == RunStatus.FAILED
     assert run.error is not None and "wf.sleep" in run.error.message
+
+
+async def test_workflow_code_that_never_yields_fails_alone(tmp_path: Path, database_url: str) -> None:
+    async with make_engine(database_url, tmp_path, run_cpu_limit=1.0) as engine:
+        hog = await engine.deploy(
+            "hog", {"main.py": "async def execute_workflow(data):\n    while True:\n        pass\n"}
+        )
+        fine = await engine.deploy(
+            "fine",
+            {
+                "main.py": src(
+                    """
+            from loomwork import wf
+
+            async def execute_workflow(data):
+                await wf.sleep(0.1)
+                return "ok"
+            """
+                )
+            },
+        )
+        looping = await engine.start_run("hog", {}, version=hog)
+        other = await engine.start_run("fine", {}, version=fine)
+        done = await engine.wait_for_run(looping.id, 20)
+        assert done.status == RunStatus.FAILED
+        assert done.error is not None and done.error.type == "ResourceLimitExceeded"
+        assert "without awaiting" in done.error.message
+        assert (await engine.wait_for_run(other.id, 20)).status == RunStatus.SUCCEEDED

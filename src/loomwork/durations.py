@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -18,6 +19,8 @@ def parse_duration(value: object, what: str = "duration") -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
         raise ValueError(f"{what} must be a number of seconds or a string like '30s', '10m', '2h', got {value!r}")
+    if not math.isfinite(seconds):
+        raise ValueError(f"{what} must be a finite number of seconds, got {value!r}")
     if seconds <= 0:
         raise ValueError(f"{what} must be positive, got {value!r}")
     return seconds

@@ -63,6 +63,10 @@ def parse_settings(text: str | None) -> WorkflowSettings:
         webhook = data.get("webhook", {})
         if not isinstance(retry, dict) or not isinstance(webhook, dict):
             raise ValueError("[retry] and [webhook] must be tables")
+        for table, values, allowed in (("retry", retry, ["attempts", "backoff"]), ("webhook", webhook, ["wait"])):
+            extra = [f"[{table}] {key}" for key in sorted(set(values) - set(allowed))]
+            if extra:
+                raise ValueError(f"unknown setting(s) {extra}; known in [{table}]: {allowed}")
         attempts = retry.get("attempts", 1)
         if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
             raise ValueError(f"[retry] attempts must be an integer >= 1, got {attempts!r}")

@@ -18,6 +18,7 @@ class EngineConfig:
     node_timeout: float = 10.0
     max_crashes: int = 3
     worker_memory_mb: int | None = None
+    run_cpu_limit: float = 60.0  # seconds workflow code may run without awaiting
     public_url: str = "http://127.0.0.1:8080"
     secret_key: bytes = b""
     execute: bool = True  # False: an API-only node that never claims runs

@@ -62,6 +62,11 @@ class Dispatcher:
         return set(self._versions)
 
     @property
+    def runs_in_workers(self) -> int:
+        """Runs the worker processes currently hold (waiting runs are never among them)."""
+        return sum(len(w.runs) for w in self._workers)
+
+    @property
     def worker_pids(self) -> list[int]:
         return [w.pid for w in self._workers if w.pid is not None]
 
@@ -70,8 +75,13 @@ class Dispatcher:
             await self._start_worker(index)
 
     async def _start_worker(self, index: int) -> WorkerProcess:
+        config = self._engine.config
         worker = WorkerProcess(
-            index, self._on_message, self._on_exit, memory_limit_mb=self._engine.config.worker_memory_mb
+            index,
+            self._on_message,
+            self._on_exit,
+            memory_limit_mb=config.worker_memory_mb,
+            cpu_limit=config.run_cpu_limit,
         )
         await worker.start()
         if index < len(self._workers):
@@ -488,7 +498,7 @@ class Dispatcher:
         if self._stopping:
             return
         await self._start_worker(index)
-        self._engine._claim_wakeup.set()
+        self._engine.wake_claims()
 
 
 def _start_child_op(tx: Any, new: runs.NewRun, parent_id: str, seq: int, wait: bool) -> dict[str, Any]:

@@ -325,6 +325,10 @@ class Engine:
             except Exception:
                 log.exception("heartbeat failed")
 
+    def wake_claims(self) -> None:
+        """Look for queued runs now (a worker came back, capacity freed up)."""
+        self._claim_wakeup.set()
+
     # -- notifications -----------------------------------------------------------------------------------------
     def _from_store_thread(self, notifications: list[Notification]) -> None:
         loop = self._loop

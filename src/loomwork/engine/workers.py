@@ -31,7 +31,9 @@ class WorkerProcess:
         on_exit: Callable[[WorkerProcess, str], None],
         *,
         memory_limit_mb: int | None = None,
+        cpu_limit: float = 60.0,
     ) -> None:
+        self._cpu_limit = cpu_limit
         self.index = index
         self._on_message = on_message
         self._on_exit = on_exit
@@ -50,7 +52,15 @@ class WorkerProcess:
 
     async def start(self) -> None:
         parent, child = socket.socketpair()
-        args = [sys.executable, "-m", "loomwork.worker", "--fd", str(child.fileno())]
+        args = [
+            sys.executable,
+            "-m",
+            "loomwork.worker",
+            "--fd",
+            str(child.fileno()),
+            "--cpu-limit",
+            str(self._cpu_limit),
+        ]
         self.process = await asyncio.create_subprocess_exec(
             *args,
             pass_fds=[child.fileno()],

@@ -57,7 +57,7 @@ def _insert_steps_if_absent(dialect: str) -> Any:
 
 
 def load_journal(tx: Tx, run_id: str) -> list[Step]:
-    rows = tx.conn.execute(sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.seq)).all()
+    rows = tx.conn.execute(_LOAD_JOURNAL, {"b_run": run_id}).all()
     return [step_from_row(row) for row in rows]
 
 
@@ -82,10 +82,12 @@ def adopt_outcomes(tx: Tx, run_id: str, journal: list[Step]) -> tuple[list[Step]
     if not unordered:
         return journal, last
     by_seq = {s.seq: s for s in journal}
+    updates = []
     for step in unordered:
         last += 1
-        set_order(tx, run_id, step.seq, last)
+        updates.append({"b_run": run_id, "b_seq": step.seq, "b_order": last})
         by_seq[step.seq] = replace(step, done_order=last)
+    tx.conn.execute(_SET_ORDER, updates)
     return [by_seq[seq] for seq in sorted(by_seq)], last
 
 
@@ -94,12 +96,20 @@ def is_detached_child(step: Step) -> bool:
     return step.kind == StepKind.CHILD and isinstance(step.input, dict) and step.input.get("wait") is False
 
 
-def set_order(tx: Tx, run_id: str, seq: int, order: int) -> bool:
-    result = tx.conn.execute(
-        steps.update()
-        .where(steps.c.run_id == run_id, steps.c.seq == seq, steps.c.done_order.is_(None))
-        .values(done_order=order)
+_SET_ORDER = (
+    steps.update()
+    .where(
+        steps.c.run_id == sa.bindparam("b_run"),
+        steps.c.seq == sa.bindparam("b_seq"),
+        steps.c.done_order.is_(None),
     )
+    .values(done_order=sa.bindparam("b_order"))
+)
+_LOAD_JOURNAL = sa.select(steps).where(steps.c.run_id == sa.bindparam("b_run")).order_by(steps.c.seq)
+
+
+def set_order(tx: Tx, run_id: str, seq: int, order: int) -> bool:
+    result = tx.conn.execute(_SET_ORDER, {"b_run": run_id, "b_seq": seq, "b_order": order})
     return bool(result.rowcount)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,14 +36,48 @@ class NewRequest:
     on_timeout: str | None
 
 
+_INSERT_REQUEST = requests.insert()
+_INSERT_ASSIGNEE = request_assignees.insert()
+_REQUEST_EXISTS = sa.select(requests.c.id).where(requests.c.id == sa.bindparam("b_id"))
+_GET_REQUEST = sa.select(requests).where(requests.c.id == sa.bindparam("b_id"))
+_GET_REQUEST_IN = _GET_REQUEST.where(requests.c.workspace == sa.bindparam("b_workspace"))
+_SETTLE_REQUEST = (
+    requests.update()
+    .where(requests.c.id == sa.bindparam("b_id"), requests.c.status == RequestStatus.PENDING.value)
+    .values(
+        status=sa.bindparam("b_status"),
+        resolution=sa.bindparam("b_resolution"),
+        payload=sa.bindparam("b_payload", type_=requests.c.payload.type),
+        resolved_by=sa.bindparam("b_actor"),
+        resolved_at=sa.bindparam("b_now", type_=requests.c.resolved_at.type),
+    )
+)
+_SETTLE_STEP = (
+    steps.update()
+    .where(
+        steps.c.run_id == sa.bindparam("b_run"),
+        steps.c.seq == sa.bindparam("b_seq"),
+        steps.c.status == StepStatus.WAITING.value,
+    )
+    .values(
+        status=sa.bindparam("b_step_status"),
+        output=sa.bindparam("b_output", type_=steps.c.output.type),
+        error=sa.bindparam("b_error", type_=steps.c.error.type),
+        finished_at=sa.bindparam("b_now", type_=steps.c.finished_at.type),
+        wake_at=None,
+    )
+)
+
+
 def create_request(tx: Tx, new: NewRequest, resolve_links: dict[str, str]) -> dict[str, Any]:
     """Store a pending request and its waiting step; returns the handle the workflow gets."""
     request_id = request_id_for(new.run_id, new.seq)
     handle = {"request_id": request_id, "resolve_links": resolve_links}
-    exists = tx.conn.execute(sa.select(requests.c.id).where(requests.c.id == request_id)).first()
+    exists = tx.conn.execute(_REQUEST_EXISTS, {"b_id": request_id}).first()
     if exists is None:
         tx.conn.execute(
-            requests.insert().values(
+            _INSERT_REQUEST,
+            dict(
                 id=request_id,
                 workspace=new.workspace,
                 workflow=new.workflow,
@@ -59,11 +93,11 @@ def create_request(tx: Tx, new: NewRequest, resolve_links: dict[str, str]) -> di
                 created_at=utcnow(),
                 expires_at=new.expires_at,
                 on_timeout=new.on_timeout,
-            )
+            ),
         )
         assignees = [{"request_id": request_id, "kind": "user", "name": u} for u in dict.fromkeys(new.to_users)]
         assignees += [{"request_id": request_id, "kind": "group", "name": g} for g in dict.fromkeys(new.to_groups)]
-        tx.conn.execute(request_assignees.insert(), assignees)
+        tx.conn.execute(_INSERT_ASSIGNEE, assignees)
     start_wait(
         tx,
         new.run_id,
@@ -87,10 +121,10 @@ def create_request(tx: Tx, new: NewRequest, resolve_links: dict[str, str]) -> di
 
 
 def get_request(tx: Tx, request_id: str, workspace: str | None = None) -> Request:
-    query = sa.select(requests).where(requests.c.id == request_id)
-    if workspace is not None:
-        query = query.where(requests.c.workspace == workspace)
-    row = tx.conn.execute(query).first()
+    if workspace is None:
+        row = tx.conn.execute(_GET_REQUEST, {"b_id": request_id}).first()
+    else:
+        row = tx.conn.execute(_GET_REQUEST_IN, {"b_id": request_id, "b_workspace": workspace}).first()
     if row is None:
         raise NotFound(f"request {request_id} not found")
     return request_from_row(row)
@@ -133,9 +167,15 @@ def _settle(
 ) -> Request:
     now = utcnow()
     won = tx.conn.execute(
-        requests.update()
-        .where(requests.c.id == request.id, requests.c.status == RequestStatus.PENDING.value)
-        .values(status=status.value, resolution=resolution, payload=payload, resolved_by=actor, resolved_at=now)
+        _SETTLE_REQUEST,
+        {
+            "b_id": request.id,
+            "b_status": status.value,
+            "b_resolution": resolution,
+            "b_payload": payload,
+            "b_actor": actor,
+            "b_now": now,
+        },
     )
     if won.rowcount != 1:
         raise Conflict(f"request {request.id} was resolved by someone else first")
@@ -164,17 +204,26 @@ def _settle(
             },
         }
     tx.conn.execute(
-        steps.update()
-        .where(
-            steps.c.run_id == request.run_id,
-            steps.c.seq == request.seq,
-            steps.c.status == StepStatus.WAITING.value,
-        )
-        .values(finished_at=now, wake_at=None, **outcome)
+        _SETTLE_STEP,
+        {
+            "b_run": request.run_id,
+            "b_seq": request.seq,
+            "b_step_status": outcome["status"],
+            "b_output": outcome["output"],
+            "b_error": outcome["error"],
+            "b_now": now,
+        },
     )
     wake_run(tx, request.run_id)
     tx.notify("step", request.run_id)
-    return get_request(tx, request.id)
+    return replace(
+        request,
+        status=status,
+        resolution=resolution,
+        payload=payload,
+        resolved_by=actor,
+        resolved_at=now,
+    )
 
 
 def expire_requests(tx: Tx, now: datetime, limit: int = 500) -> int:

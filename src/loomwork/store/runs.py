@@ -15,6 +15,7 @@ from ..model import ErrorInfo, RequestStatus, Run, RunStatus, StepKind, StepStat
 from .base import Tx, utcnow
 from .rows import new_run_id, run_from_row
 from .schema import nodes, requests, runs, steps
+from .versions import time_limit
 
 _ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value, RunStatus.WAITING.value)
 _INSERT_RUN = runs.insert()
@@ -329,12 +330,25 @@ def retry_run(tx: Tx, run_id: str, workspace: str | None = None) -> Run:
     if failed:
         tx.conn.execute(steps.delete().where(steps.c.run_id == run_id, steps.c.seq.in_(failed)))
         tx.conn.execute(requests.delete().where(requests.c.run_id == run_id, requests.c.seq.in_(failed)))
+    # The time limit counts from the retry: the first attempt's deadline may long have passed.
+    limit = time_limit(tx, run.version_id)
+    deadline = utcnow() + timedelta(seconds=limit) if limit else None
     tx.conn.execute(
         runs.update()
         .where(runs.c.id == run_id)
-        .values(status=RunStatus.QUEUED.value, error=None, output=None, finished_at=None, node_id=None, crashes=0)
+        .values(
+            status=RunStatus.QUEUED.value,
+            error=None,
+            output=None,
+            finished_at=None,
+            node_id=None,
+            crashes=0,
+            deadline_at=deadline,
+        )
     )
     tx.notify("queued")
+    if deadline is not None:
+        tx.notify("timer")
     return get_run(tx, run_id)
 
 

@@ -11,6 +11,7 @@ from .base import Tx, as_utc
 from .requests import expire_requests, next_request_expiry
 from .runs import finish_run, wake_run
 from .schema import runs, steps
+from .versions import time_limit
 
 _ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value, RunStatus.WAITING.value)
 
@@ -54,12 +55,15 @@ def fire_due(tx: Tx, now: datetime, limit: int = 500) -> int:
         fired += 1
     fired += expire_requests(tx, now, limit)
     overdue = tx.conn.execute(
-        sa.select(runs.c.id, runs.c.created_at, runs.c.deadline_at)
+        sa.select(runs.c.id, runs.c.version_id, runs.c.created_at, runs.c.deadline_at)
         .where(runs.c.status.in_(_ACTIVE), runs.c.deadline_at.is_not(None), runs.c.deadline_at <= now)
         .limit(limit)
     ).all()
     for row in overdue:
-        limit_s = (as_utc(row.deadline_at) - as_utc(row.created_at)).total_seconds()  # type: ignore[operator]
+        # From the version, not from created_at: a retried run's deadline counts from its retry.
+        limit_s = time_limit(tx, row.version_id)
+        if limit_s is None:
+            limit_s = (as_utc(row.deadline_at) - as_utc(row.created_at)).total_seconds()  # type: ignore[operator]
         error = ErrorInfo(
             "ResourceLimitExceeded",
             f"the run exceeded its time limit of {limit_s:g} s (workflow.toml timeout)",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ..errors import NotFound
+from ..errors import NotFound, WorkflowFolderError
+from ..folder import parse_settings
 from ..model import WorkflowVersion
 from .base import Tx, utcnow
 from .rows import version_from_row
@@ -41,3 +42,14 @@ def get_version(tx: Tx, version_id: int) -> WorkflowVersion:
     if row is None:
         raise NotFound(f"workflow version {version_id} not found")
     return version_from_row(row)
+
+
+def time_limit(tx: Tx, version_id: int) -> float | None:
+    """The run time limit in seconds that this version's ``workflow.toml`` sets (``timeout``), if any."""
+    files = tx.conn.execute(
+        sa.select(workflow_versions.c.files).where(workflow_versions.c.id == version_id)
+    ).scalar_one_or_none()
+    try:
+        return parse_settings((files or {}).get("workflow.toml")).timeout
+    except WorkflowFolderError:  # checked at deploy; a timer must never trip over it
+        return None

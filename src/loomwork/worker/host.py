@@ -42,6 +42,7 @@ from ..replay import (
 )
 from ..wf import current_log_sink, current_step_key, error_for
 from .loader import LoadedVersion, load_version
+from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,9 @@ class HostedRun:
 
 
 class Host:
-    def __init__(self, send: Send, code_root: Path, *, threads: int = 32) -> None:
+    def __init__(self, send: Send, code_root: Path, *, threads: int = 32, cpu_limit: float = 60.0) -> None:
         self._send = send
+        self._watchdog = Watchdog(cpu_limit)
         self._code_root = code_root
         self._versions: dict[int, LoadedVersion] = {}
         self._runs: dict[str, HostedRun] = {}
@@ -90,6 +92,7 @@ class Host:
             log.warning("worker got an unknown message %r", kind)
 
     def close(self) -> None:
+        self._watchdog.stop()
         for run_id in list(self._runs):
             self._drop(run_id)
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -160,12 +163,15 @@ class Host:
 
     # -- driving a machine ----------------------------------------------------------------------------------
     def _advance(self, hosted: HostedRun, step: Callable[[], list[Command]]) -> None:
+        self._watchdog.enter(hosted.run_id)
         try:
             commands = step()
         except Exception as exc:  # a bug in the host or core must fail the run, not the worker
             log.exception("replay core failed for run %s", hosted.run_id)
             self._finish(hosted.run_id, Failed(hosted.version.format_error(exc)), [])
             return
+        finally:
+            self._watchdog.leave()
         wire: list[dict[str, Any]] = []
         for command in commands:
             if isinstance(command, RunStep):

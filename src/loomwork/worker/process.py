@@ -55,7 +55,7 @@ class _CapturedStream(io.TextIOBase):
         self._fallback.flush()
 
 
-async def serve(fd: int) -> None:
+async def serve(fd: int, cpu_limit: float) -> None:
     code_root = Path(tempfile.mkdtemp(prefix=f"loomwork-worker-{os.getpid()}-"))
     done = asyncio.Event()
     host: Host | None = None
@@ -70,7 +70,7 @@ async def serve(fd: int) -> None:
         done.set()  # the engine is gone: nothing to do without it
 
     connection = await connect(socket.socket(fileno=fd), on_message, on_close)
-    host = Host(connection.send, code_root)
+    host = Host(connection.send, code_root, cpu_limit=cpu_limit)
     try:
         await done.wait()
     finally:
@@ -82,8 +82,9 @@ async def serve(fd: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="loomwork-worker")
     parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--cpu-limit", type=float, default=60.0)
     args = parser.parse_args()
     # The engine decides when a worker stops; Ctrl-C in a terminal reaches the engine, which stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.stdout = _CapturedStream(sys.__stderr__)
-    asyncio.run(serve(args.fd))
+    asyncio.run(serve(args.fd, args.cpu_limit))
