@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from conftest import make_engine
 
 from loomwork.model import RunStatus
 from loomwork.store.schema import requests, runs
 from loomwork.testing import wait_until
-
-from conftest import make_engine
 
 APPROVAL = """
 from loomwork import wf
@@ -58,9 +57,7 @@ async def test_ten_thousand_parked_runs_hold_nothing_then_all_finish(database_ur
         assert len(ids) == RUNS
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            await asyncio.gather(
-                *(engine.resolve_request(i, "Approve", {}, actor="ann@example.com") for i in chunk)
-            )
+            await asyncio.gather(*(engine.resolve_request(i, "Approve", {}, actor="ann@example.com") for i in chunk))
 
         async def all_succeeded() -> bool:
             return (await engine.db.read(_count_by_status)).get(RunStatus.SUCCEEDED.value, 0) == RUNS

@@ -309,12 +309,17 @@ def cancel_run(tx: Tx, run_id: str, workspace: str | None = None) -> Run:
         raise Conflict(f"run {run_id} already ended ({run.status.value}); only active runs can be cancelled")
     finish_run(tx, run_id, RunStatus.CANCELLED, error=ErrorInfo("RunCancelled", "the run was cancelled"))
     tx.notify("cancel", run_id)
+    cancel_children(tx, run_id)
+    return get_run(tx, run_id)
+
+
+def cancel_children(tx: Tx, run_id: str) -> None:
+    """A parent that ended early takes the children it was waiting for with it."""
     children = tx.conn.execute(
         sa.select(runs.c.id).where(runs.c.parent_run_id == run_id, runs.c.status.in_(_ACTIVE))
     ).scalars()
     for child in list(children):
         cancel_run(tx, child)
-    return get_run(tx, run_id)
 
 
 def retry_run(tx: Tx, run_id: str, workspace: str | None = None) -> Run:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from ..model import ErrorInfo, RunStatus, StepKind, StepStatus
 from .base import Tx, as_utc
 from .requests import expire_requests, next_request_expiry
-from .runs import finish_run, wake_run
+from .runs import cancel_children, finish_run, wake_run
 from .schema import runs, steps
 from .versions import time_limit
 
@@ -70,5 +70,6 @@ def fire_due(tx: Tx, now: datetime, limit: int = 500) -> int:
         )
         if finish_run(tx, row.id, RunStatus.FAILED, error=error):
             tx.notify("cancel", row.id)
+            cancel_children(tx, row.id)
             fired += 1
     return fired

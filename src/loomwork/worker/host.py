@@ -247,7 +247,7 @@ class Host:
         attempt = 0
         while True:
             attempt += 1
-            ok, value = await self._call_once(hosted.run_id, key, command.call)
+            ok, value = await self._call_once(hosted.run_id, key, command.call, hosted.version.directory)
             if ok or attempt >= tries:
                 break
             self._log(
@@ -274,7 +274,7 @@ class Host:
             }
         )
 
-    async def _call_once(self, run_id: str, key: str, call: Callable[[], Any]) -> tuple[bool, Any]:
+    async def _call_once(self, run_id: str, key: str, call: Callable[[], Any], root: Path) -> tuple[bool, Any]:
         ctx = contextvars.copy_context()
         ctx.run(current_step_key.set, key)
         ctx.run(current_log_sink.set, functools.partial(self._log, run_id))
@@ -292,9 +292,9 @@ class Host:
         except TypeError as exc:
             if "JSON" in str(exc) or "serializ" in str(exc):
                 return False, {"type": "TypeError", "message": f"step result is not JSON-serialisable: {exc}"}
-            return False, _error_json(exc)
+            return False, _error_json(exc, root)
         except Exception as exc:
-            return False, _error_json(exc)
+            return False, _error_json(exc, root)
         return True, result
 
     def _log(self, run_id: str, level: LogLevel, message: str, fields: dict[str, Any]) -> None:
@@ -313,11 +313,17 @@ class Host:
         self._log(run_id, LogLevel.INFO, text, {"stream": "stdout"})
 
 
-def _error_json(exc: BaseException) -> dict[str, Any]:
+def _error_json(exc: BaseException, root: Path) -> dict[str, Any]:
+    """A step's failure with a traceback of the workflow's own files only, named relative to its folder."""
+    prefix = str(root) + "/"
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename.startswith(prefix)]
+    for frame in frames:
+        frame.filename = frame.filename[len(prefix) :]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
     return {
         "type": type(exc).__name__,
         "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)[-6:]),
+        "traceback": "".join([*lines, *traceback.format_exception_only(exc)]),
     }
 
 

@@ -40,9 +40,14 @@ class LoadedVersion:
             frame.filename = frame.filename[len(root) :]
         lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
         remote = getattr(exc, "remote_traceback", "")
+        last = f"{error_type}: {exc}\n"
         if remote:
+            # The step's own traceback already ends with the error line.
             lines.append(f"  (raised by the step:)\n{remote}")
-        lines.append(f"{error_type}: {exc}\n")
+            if not remote.endswith(last):
+                lines.append(last)
+        else:
+            lines.append(last)
         return ErrorInfo(str(error_type), str(exc), "".join(lines))
 
 
