@@ -1,4 +1,4 @@
-"""Loomwork side of the side-by-side benchmark (workloads a–e, see bench/README.md).
+"""Loomwork side of the side-by-side benchmark (workloads a to e, see bench/README.md).
 
     .venv/bin/python bench/loomwork_bench.py --synchronous FULL --workloads a,b,c,d,e
 
@@ -303,8 +303,12 @@ async def recovery_child(data_dir: Path, sync: str, runs: int) -> None:
 
         return int(tx.conn.execute(sa.select(sa.func.count()).select_from(steps).where(steps.c.seq == 1)).scalar_one())
 
-    while await engine.db.read(first_steps) < len(ids):
-        await asyncio.sleep(0.01)
+    from loomwork.testing import wait_until
+
+    async def all_started() -> bool:
+        return await engine.db.read(first_steps) >= len(ids)
+
+    await wait_until(all_started, timeout=300, interval=0.01, message="every run past its first step")
     print("IN-FLIGHT", flush=True)
     await asyncio.sleep(3600)
 

@@ -192,14 +192,12 @@ class Engine:
         """Store many queued runs; they share commits, so this is much faster than one by one."""
         version = await self.latest_version(workflow, workspace=workspace)
         settings = check_files(version.files)
-        futures = [
-            self.db.submit(
-                runs.create_run,
-                runs.NewRun(workspace, workflow, version.id, version.number, data, trigger, timeout=settings.timeout),
-            )
+        batch = [
+            runs.NewRun(workspace, workflow, version.id, version.number, data, trigger, timeout=settings.timeout)
             for data in inputs
         ]
-        return [run for run, _ in await asyncio.gather(*futures)]
+        chunks = [self.db.submit(runs.create_runs, batch[i : i + 500]) for i in range(0, len(batch), 500)]
+        return [run for chunk in await asyncio.gather(*chunks) for run in chunk]
 
     async def get_run(self, run_id: str, *, workspace: str | None = None) -> Run:
         return await self.db.read(runs.get_run, run_id, workspace)

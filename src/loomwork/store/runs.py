@@ -37,10 +37,8 @@ class NewRun:
     run_id: str | None = None
 
 
-def create_run(tx: Tx, new: NewRun) -> tuple[Run, bool]:
-    """Store a queued run. With an idempotency key seen before, return that run instead (``False``)."""
-    now = utcnow()
-    values = {
+def _run_values(new: NewRun, now: datetime) -> dict[str, Any]:
+    return {
         "id": new.run_id or new_run_id(),
         "workspace": new.workspace,
         "workflow": new.workflow,
@@ -58,6 +56,32 @@ def create_run(tx: Tx, new: NewRun) -> tuple[Run, bool]:
         "attempts": 0,
         "crashes": 0,
     }
+
+
+def _queued_run(new: NewRun, values: dict[str, Any]) -> Run:
+    return Run(
+        id=values["id"],
+        workspace=new.workspace,
+        workflow=new.workflow,
+        version=new.version,
+        version_id=new.version_id,
+        status=RunStatus.QUEUED,
+        trigger=new.trigger,
+        test=new.test,
+        input=new.input,
+        output=None,
+        error=None,
+        created_at=values["created_at"],
+        started_at=None,
+        finished_at=None,
+        parent_run_id=new.parent_run_id,
+        parent_seq=new.parent_seq,
+    )
+
+
+def create_run(tx: Tx, new: NewRun) -> tuple[Run, bool]:
+    """Store a queued run. With an idempotency key seen before, return that run instead (``False``)."""
+    values = _run_values(new, utcnow())
     if new.idempotency_key is None:
         tx.conn.execute(_INSERT_RUN, values)
     else:
@@ -75,27 +99,21 @@ def create_run(tx: Tx, new: NewRun) -> tuple[Run, bool]:
     tx.notify("queued")
     if values["deadline_at"] is not None:
         tx.notify("timer")
-    return (
-        Run(
-            id=values["id"],
-            workspace=new.workspace,
-            workflow=new.workflow,
-            version=new.version,
-            version_id=new.version_id,
-            status=RunStatus.QUEUED,
-            trigger=new.trigger,
-            test=new.test,
-            input=new.input,
-            output=None,
-            error=None,
-            created_at=now,
-            started_at=None,
-            finished_at=None,
-            parent_run_id=new.parent_run_id,
-            parent_seq=new.parent_seq,
-        ),
-        True,
-    )
+    return _queued_run(new, values), True
+
+
+def create_runs(tx: Tx, batch: list[NewRun]) -> list[Run]:
+    """Store many queued runs (no idempotency keys) with one statement."""
+    if any(new.idempotency_key is not None for new in batch):
+        return [create_run(tx, new)[0] for new in batch]
+    now = utcnow()
+    rows = [_run_values(new, now) for new in batch]
+    if rows:
+        tx.conn.execute(_INSERT_RUN, rows)
+        tx.notify("queued")
+        if any(row["deadline_at"] is not None for row in rows):
+            tx.notify("timer")
+    return [_queued_run(new, row) for new, row in zip(batch, rows, strict=True)]
 
 
 def get_run(tx: Tx, run_id: str, workspace: str | None = None) -> Run:
