@@ -15,13 +15,16 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..store import Store
+from ..store import Notification, Store
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_Op = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
+#: A queued write: the operation, its arguments, the future for its result, and what to do in the writer
+#: thread right after it committed (answer a worker without waking the event loop).
+Then = Callable[[Any], None]
+_Op = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]", Then | None]
 
 
 class Database:
@@ -36,6 +39,9 @@ class Database:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._conn: Any = None
+        #: (the engine's store listener, the same handler to call on the loop): the writer hands its own
+        #: commits' notifications to the loop together with the results, one wake-up per batch.
+        self.own_listener: tuple[Any, Callable[[list[Notification]], None]] | None = None
         self.batches = 0
         self.ops = 0
 
@@ -53,6 +59,14 @@ class Database:
 
     def submit(self, op: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
         """Queue a write; the future resolves once it is committed (or fails)."""
+        return self.submit_then(None, op, *args, **kwargs)
+
+    def submit_then(self, then: Then | None, op: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        """Queue a write; once committed, ``then(result)`` runs on the writer thread, in commit order.
+
+        ``then`` must be quick and thread-safe (sending a frame is); it is how answers reach workers in the
+        order their writes committed. The future resolves afterwards on the event loop.
+        """
         if kwargs:
             op = functools.partial(op, **kwargs)
         if self._loop is None:
@@ -61,7 +75,7 @@ class Database:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the database writer is closed")
-            self._queue.append((op, args, future))
+            self._queue.append((op, args, future, then))
             if len(self._queue) == 1:
                 self._cond.notify()
         return future
@@ -88,26 +102,39 @@ class Database:
 
     def _commit(self, batch: list[_Op]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        notifications: list[Notification] = []
+        exclude = self.own_listener[0] if self.own_listener else None
         try:
             if self._conn is None or self._conn.closed or self._conn.invalidated:
                 self._conn = self.store.writer_connection()
-            results = self.store.write_batch(_merge_rows(batch), self._conn)
-            outcomes = [(fut, True, result) for (_, _, fut), result in zip(batch, results, strict=True)]
+            results, notifications = self.store.commit_batch(_merge_rows(batch), self._conn)
+            self.store.publish(notifications, exclude=exclude)
+            outcomes = [(fut, True, result) for (_, _, fut, _), result in zip(batch, results, strict=True)]
         except Exception:
             # One operation failed and took the batch with it: commit each alone so only it fails.
             if self._conn is not None and self._conn.invalidated:
                 self._conn.close()
                 self._conn = None
-            for op, args, fut in batch:
+            for op, args, fut, _ in batch:
                 try:
-                    outcomes.append((fut, True, self.store.write(op, *args)))
+                    result, notes = self.store.commit_batch([(op, args)])
+                    self.store.publish(notes, exclude=exclude)
+                    notifications += notes
+                    outcomes.append((fut, True, result[0]))
                 except Exception as exc:
                     outcomes.append((fut, False, exc))
         self.batches += 1
         self.ops += len(batch)
+        for (_, _, _, then), (_, ok, result) in zip(batch, outcomes, strict=True):
+            if then is not None and ok:
+                try:
+                    then(result)
+                except Exception:
+                    log.exception("answering after a commit failed")
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(_deliver, outcomes)
+            handler = self.own_listener[1] if self.own_listener and notifications else None
+            loop.call_soon_threadsafe(_deliver, outcomes, handler, notifications)
 
 
 def _merge_rows(batch: list[_Op]) -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
@@ -117,7 +144,7 @@ def _merge_rows(batch: list[_Op]) -> list[tuple[Callable[..., Any], tuple[Any, .
     """
     merged: dict[Any, list[Any]] = {}
     ops: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-    for op, args, _ in batch:
+    for op, args, _, _ in batch:
         if getattr(op, "merge_rows", False):
             if op in merged:
                 merged[op].extend(args[0])
@@ -134,7 +161,13 @@ def _noop(tx: Any) -> None:
     return None
 
 
-def _deliver(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+def _deliver(
+    outcomes: list[tuple[asyncio.Future[Any], bool, Any]],
+    handler: Callable[[list[Notification]], None] | None,
+    notifications: list[Notification],
+) -> None:
+    if handler is not None:
+        handler(notifications)
     for future, ok, value in outcomes:
         if future.done():
             continue

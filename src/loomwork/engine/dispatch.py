@@ -241,26 +241,47 @@ class Dispatcher:
         self._journal_outcome(active, record)
 
     def _journal_outcome(self, active: ActiveRun, record: journal.StepRecord) -> None:
-        future = self._db.submit(journal.record_steps, [record])
+        message = {
+            "t": "outcome",
+            "run_id": record.run_id,
+            "seq": record.seq,
+            "order": record.order,
+            "ok": record.ok,
+            "value": record.result,
+        }
+        self._write_then_send(active, message, journal.record_steps, [record])
 
-        def answer(done: asyncio.Future[None]) -> None:
-            if done.exception() is not None:
-                log.error("journaling step %s of run %s failed: %s", record.seq, record.run_id, done.exception())
-                self._abandon(active, "journal write failed")
+    def _write_then_send(
+        self, active: ActiveRun, message: dict[str, Any], op: Any, *args: Any, if_true: bool = False
+    ) -> None:
+        """Journal, then answer the worker from the writer thread as soon as it committed.
+
+        Answers leave in commit order, which is the order their outcome numbers were given in. With
+        ``if_true``, the answer is sent only if the operation returned a true value.
+        """
+
+        def send(result: Any) -> None:
+            if if_true and not result:
                 return
-            if self._active.get(record.run_id) is active:
-                active.worker.send(
-                    {
-                        "t": "outcome",
-                        "run_id": record.run_id,
-                        "seq": record.seq,
-                        "order": record.order,
-                        "ok": record.ok,
-                        "value": record.result,
-                    }
-                )
+            if self._active.get(active.run.id) is active:
+                if message.get("t") == "ack" and message.get("ok") and "value" not in message:
+                    message["value"] = result
+                active.worker.send(message)
 
-        future.add_done_callback(answer)
+        def failed(done: asyncio.Future[Any]) -> None:
+            if done.exception() is not None:
+                log.error("journaling for run %s failed: %s", active.run.id, done.exception())
+                self._abandon(active, "journal write failed")
+
+        self._db.submit_then(send, op, *args).add_done_callback(failed)
+
+    def _answer_ack(self, active: ActiveRun, seq: int, op: Any, *args: Any) -> None:
+        self._write_then_send(active, {"t": "ack", "run_id": active.run.id, "seq": seq, "ok": True}, op, *args)
+
+    def _refuse_ack(self, active: ActiveRun, seq: int, error: dict[str, Any]) -> None:
+        """Answer a command with an error; through the writer, so it follows earlier answers."""
+        message = {"t": "ack", "run_id": active.run.id, "seq": seq, "ok": False, "value": error}
+        self._write_then_send(active, message, _nothing)
 
     def _abandon(self, active: ActiveRun, why: str) -> None:
         """Stop executing a run here and put it back in the queue: replay will pick up from the journal."""
@@ -320,15 +341,7 @@ class Dispatcher:
         try:
             self._engine.directory.check_assignees(run.workspace, spec["to_users"], spec["to_groups"])
         except InvalidRequest as exc:
-            active.worker.send(
-                {
-                    "t": "ack",
-                    "run_id": run.id,
-                    "seq": seq,
-                    "ok": False,
-                    "value": {"type": "InvalidRequest", "message": str(exc)},
-                }
-            )
+            self._refuse_ack(active, seq, {"type": "InvalidRequest", "message": str(exc)})
             return
         expires_at = utcnow() + timedelta(seconds=spec["timeout"]) if spec.get("timeout") else None
         new = requests.NewRequest(
@@ -353,8 +366,7 @@ class Dispatcher:
                 request_id_for(run.id, seq),
                 spec["resolutions"],
             )
-        future = self._db.submit(requests.create_request, new, links)
-        self._ack_when_done(active, seq, future)
+        self._answer_ack(active, seq, requests.create_request, new, links)
 
     def _start_child(self, active: ActiveRun, command: dict[str, Any]) -> None:
         task = asyncio.get_running_loop().create_task(self._create_child(active, command))
@@ -370,15 +382,7 @@ class Dispatcher:
                 raise NotFound(f"workflow {command['workflow']!r} has no deployed version")
             settings = self._engine.settings_of(version)
         except LoomworkError as exc:
-            active.worker.send(
-                {
-                    "t": "ack",
-                    "run_id": run.id,
-                    "seq": seq,
-                    "ok": False,
-                    "value": {"type": "StepError", "message": f"run_workflow: {exc}"},
-                }
-            )
+            self._refuse_ack(active, seq, {"type": "StepError", "message": f"run_workflow: {exc}"})
             return
         if self._active.get(run.id) is not active:
             return
@@ -396,21 +400,7 @@ class Dispatcher:
             timeout=settings.timeout,
             run_id=child_id,
         )
-        future = self._db.submit(_start_child_op, new, run.id, seq, command["wait"])
-        self._ack_when_done(active, seq, future)
-
-    def _ack_when_done(self, active: ActiveRun, seq: int, future: asyncio.Future[Any]) -> None:
-        def answer(done: asyncio.Future[Any]) -> None:
-            if self._active.get(active.run.id) is not active:
-                return
-            exc = done.exception()
-            if exc is not None:
-                log.error("step %s of run %s could not be journaled: %s", seq, active.run.id, exc)
-                self._abandon(active, "journal write failed")
-                return
-            active.worker.send({"t": "ack", "run_id": active.run.id, "seq": seq, "ok": True, "value": done.result()})
-
-        future.add_done_callback(answer)
+        self._answer_ack(active, seq, _start_child_op, new, run.id, seq, command["wait"])
 
     # -- outcomes arriving from elsewhere -----------------------------------------------------------------------
     def outcome_arrived(self, run_id: str) -> None:
@@ -427,20 +417,19 @@ class Dispatcher:
         for step in arrived:
             if self._active.get(active.run.id) is not active:
                 return
-            order = active.take_order()
-            adopted = await self._db.write(journal.set_order, active.run.id, step.seq, order)
-            if adopted and self._active.get(active.run.id) is active:
-                ok = step.error_detail is None
-                active.worker.send(
-                    {
-                        "t": "outcome",
-                        "run_id": active.run.id,
-                        "seq": step.seq,
-                        "order": order,
-                        "ok": ok,
-                        "value": step.output if ok else step.error_detail,
-                    }
-                )
+            ok = step.error_detail is None
+            message = {
+                "t": "outcome",
+                "run_id": active.run.id,
+                "seq": step.seq,
+                "order": active.take_order(),
+                "ok": ok,
+                "value": step.output if ok else step.error_detail,
+            }
+            # Another node could have delivered it first only if it held the run; the write is conditional.
+            self._write_then_send(
+                active, message, journal.set_order, active.run.id, step.seq, message["order"], if_true=True
+            )
 
     def cancelled(self, run_id: str) -> None:
         if run_id == "*":
@@ -499,6 +488,10 @@ class Dispatcher:
             return
         await self._start_worker(index)
         self._engine.wake_claims()
+
+
+def _nothing(tx: Any) -> None:
+    return None
 
 
 def _start_child_op(tx: Any, new: runs.NewRun, parent_id: str, seq: int, wait: bool) -> dict[str, Any]:

@@ -80,6 +80,7 @@ class Engine:
         await asyncio.to_thread(self.store.migrate)
         self.db.start()
         self.store.add_listener(self._from_store_thread)
+        self.db.own_listener = (self._from_store_thread, self._on_notifications)
         if self.config.execute:
             await self.db.write(nodes.register_node, self.node_id, os.getpid())
             await self._recover()

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..protocol import FrameProtocol, connect
+from ..protocol import FrameProtocol, FrameWriter, connect
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class WorkerProcess:
         self.runs: set[str] = set()
         self.process: asyncio.subprocess.Process | None = None
         self._connection: FrameProtocol | None = None
+        self._writer: FrameWriter | None = None
         self._closed = asyncio.Event()
         self._exit_task: asyncio.Task[None] | None = None
         self.stopping = False
@@ -70,6 +71,7 @@ class WorkerProcess:
         )
         child.close()
         self._connection = await connect(parent, lambda message: self._on_message(self, message), self._lost)
+        self._writer = FrameWriter(parent)
 
     def _limit_resources(self) -> None:
         import resource
@@ -79,8 +81,9 @@ class WorkerProcess:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     def send(self, message: dict[str, Any]) -> None:
-        if self._connection is not None:
-            self._connection.send(message)
+        """Send a frame to the worker; safe from any thread (the writer thread answers steps directly)."""
+        if self._writer is not None:
+            self._writer.send(message)
 
     def _lost(self, exc: BaseException | None) -> None:
         if self._closed.is_set():
@@ -88,6 +91,8 @@ class WorkerProcess:
         self._closed.set()
         if exc is not None and not isinstance(exc, ConnectionError):
             log.error("worker %s sent a bad frame: %s", self.index, exc)
+        if self._writer is not None:
+            self._writer.close()
         self._exit_task = asyncio.get_running_loop().create_task(self._reap())
 
     async def _reap(self) -> None:
@@ -113,6 +118,8 @@ class WorkerProcess:
             await self.process.wait()
         if self._connection is not None:
             self._connection.close()
+        if self._writer is not None:
+            self._writer.close()
         if self._exit_task is not None:
             await asyncio.gather(self._exit_task, return_exceptions=True)
 

@@ -113,6 +113,14 @@ class Store:
 
         ``conn`` lets a dedicated writer keep its connection instead of checking one out per batch.
         """
+        results, notifications = self.commit_batch(ops, conn)
+        self.publish(notifications)
+        return results
+
+    def commit_batch(
+        self, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]], conn: sa.Connection | None = None
+    ) -> tuple[list[Any], list[Notification]]:
+        """``write_batch`` without publishing: the caller publishes the notifications it gets back."""
         with translate_errors("write"), contextlib.ExitStack() as stack:
             if conn is None:
                 conn = stack.enter_context(self.engine.connect()).execution_options(loomwork_write=True)
@@ -121,8 +129,7 @@ class Store:
                 results = [op(tx, *args) for op, args in ops]
                 if tx.is_postgres and tx.notifications:
                     _pg_notify(tx)
-        self._publish(tx.notifications)
-        return results
+        return results, tx.notifications
 
     def writer_connection(self) -> sa.Connection:
         """A connection for a long-lived writer thread; the caller closes it."""
@@ -143,11 +150,12 @@ class Store:
         with self._listeners_lock, contextlib.suppress(ValueError):
             self._listeners.remove(listener)
 
-    def _publish(self, notifications: list[Notification]) -> None:
+    def publish(self, notifications: list[Notification], *, exclude: Listener | None = None) -> None:
+        """Hand a commit's notifications to this process's listeners (but ``exclude``)."""
         if not notifications:
             return
         with self._listeners_lock:
-            listeners = list(self._listeners)
+            listeners = [listener for listener in self._listeners if listener != exclude]
         for listener in listeners:
             listener(notifications)
 

@@ -13,6 +13,7 @@ import functools
 import inspect
 import logging
 import random
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -175,9 +176,15 @@ class Host:
         wire: list[dict[str, Any]] = []
         for command in commands:
             if isinstance(command, RunStep):
-                task = asyncio.get_running_loop().create_task(self._run_step(hosted, command))
-                hosted.tasks.add(task)
-                task.add_done_callback(hosted.tasks.discard)
+                if inspect.iscoroutinefunction(getattr(command.call, "func", command.call)):
+                    task = asyncio.get_running_loop().create_task(self._run_step(hosted, command))
+                    hosted.tasks.add(task)
+                    task.add_done_callback(hosted.tasks.discard)
+                else:
+                    # A sync function runs on a thread, which also reports the result: the event loop is
+                    # not woken for it (each wake-up costs as much as the step itself).
+                    loop = asyncio.get_running_loop()
+                    self._executor.submit(self._run_sync_step, loop, hosted, command)
             else:
                 wire.append(_to_wire(command))
         machine = hosted.machine
@@ -257,8 +264,55 @@ class Host:
                 {"attempt": attempt, "error": value["message"]},
             )
             await asyncio.sleep(backoff * (2 ** (attempt - 1)))
-        if hosted.run_id not in self._runs:
+        if self._runs.get(hosted.run_id) is not hosted:
             return
+        self._send_step(hosted, command, ok, value, attempt, started)
+
+    def _run_sync_step(self, loop: asyncio.AbstractEventLoop, hosted: HostedRun, command: RunStep) -> None:
+        settings = hosted.version.settings
+        tries = command.retries + 1 if command.retries is not None else settings.retry_attempts
+        backoff = command.backoff if command.backoff is not None else settings.retry_backoff
+        started = _utcnow()
+        key = f"{hosted.run_id}:{command.seq}"
+        step_key_token = current_step_key.set(key)
+        sink_token = current_log_sink.set(functools.partial(self._log, hosted.run_id))
+        attempt = 0
+        try:
+            while True:
+                attempt += 1
+                ok, value = self._call_sync(loop, command.call, hosted.version.directory)
+                if ok or attempt >= tries or self._runs.get(hosted.run_id) is not hosted:
+                    break
+                self._log(
+                    hosted.run_id,
+                    LogLevel.WARNING,
+                    f"step {command.name!r} failed, retrying",
+                    {"attempt": attempt, "error": value["message"]},
+                )
+                time.sleep(backoff * (2 ** (attempt - 1)))
+        finally:
+            current_step_key.reset(step_key_token)
+            current_log_sink.reset(sink_token)
+        if self._runs.get(hosted.run_id) is hosted:
+            self._send_step(hosted, command, ok, value, attempt, started)
+
+    def _call_sync(self, loop: asyncio.AbstractEventLoop, call: Callable[[], Any], root: Path) -> tuple[bool, Any]:
+        try:
+            result = call()
+            if inspect.isawaitable(result):
+                result = asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
+            orjson.dumps(result)
+        except TypeError as exc:
+            if "JSON" in str(exc) or "serializ" in str(exc):
+                return False, {"type": "TypeError", "message": f"step result is not JSON-serialisable: {exc}"}
+            return False, _error_json(exc, root)
+        except Exception as exc:
+            return False, _error_json(exc, root)
+        return True, result
+
+    def _send_step(
+        self, hosted: HostedRun, command: RunStep, ok: bool, value: Any, attempts: int, started: datetime
+    ) -> None:
         self._send(
             {
                 "t": "step",
@@ -268,7 +322,7 @@ class Host:
                 "ok": ok,
                 "input": _jsonable(command.input),
                 "result": value,
-                "attempts": attempt,
+                "attempts": attempts,
                 "started_at": started.isoformat(),
                 "finished_at": _utcnow().isoformat(),
             }
@@ -311,6 +365,10 @@ class Host:
 
     def log_print(self, run_id: str, text: str) -> None:
         self._log(run_id, LogLevel.INFO, text, {"stream": "stdout"})
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def _error_json(exc: BaseException, root: Path) -> dict[str, Any]:

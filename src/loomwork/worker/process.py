@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model import LogLevel
-from ..protocol import connect
+from ..protocol import FrameWriter, connect
 from ..replay import current_machine
 from ..wf import current_log_sink
 from .host import Host
@@ -69,12 +69,15 @@ async def serve(fd: int, cpu_limit: float) -> None:
     def on_close(exc: BaseException | None) -> None:
         done.set()  # the engine is gone: nothing to do without it
 
-    connection = await connect(socket.socket(fileno=fd), on_message, on_close)
-    host = Host(connection.send, code_root, cpu_limit=cpu_limit)
+    sock = socket.socket(fileno=fd)
+    connection = await connect(sock, on_message, on_close)
+    writer = FrameWriter(sock)
+    host = Host(writer.send, code_root, cpu_limit=cpu_limit)
     try:
         await done.wait()
     finally:
         host.close()
+        writer.close()
         connection.close()
         shutil.rmtree(code_root, ignore_errors=True)
 
