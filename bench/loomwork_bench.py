@@ -102,13 +102,10 @@ def config(data_dir: Path, sync: str, database_url: str | None = None, workers: 
 
 async def wait_all(engine: Engine, run_ids: list[str], timeout: float) -> float:
     start = time.perf_counter()
-    pending = set(run_ids)
-    waiters = [asyncio.ensure_future(engine.wait_for_run(r, timeout)) for r in run_ids]
-    done = await asyncio.gather(*waiters)
+    done = await engine.wait_for_runs(run_ids, timeout)
     failed = [r for r in done if r.status != RunStatus.SUCCEEDED]
     if failed:
         raise RuntimeError(f"{len(failed)} runs did not succeed, e.g. {failed[0].status} {failed[0].error}")
-    pending.clear()
     return time.perf_counter() - start
 
 

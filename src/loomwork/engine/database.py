@@ -166,8 +166,6 @@ def _deliver(
     handler: Callable[[list[Notification]], None] | None,
     notifications: list[Notification],
 ) -> None:
-    if handler is not None:
-        handler(notifications)
     for future, ok, value in outcomes:
         if future.done():
             continue
@@ -175,3 +173,6 @@ def _deliver(
             future.set_result(value)
         else:
             future.set_exception(value)
+    # After the results: their callbacks are scheduled first, so a run's waiter sees its final state.
+    if handler is not None:
+        handler(notifications)

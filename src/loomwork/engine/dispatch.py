@@ -205,10 +205,13 @@ class Dispatcher:
         if state == "done":
             outcome = message["outcome"]
             if outcome["ok"]:
-                self._db.submit(runs.finish_run, run_id, RunStatus.SUCCEEDED, output=outcome["output"], node_id=node)
+                done = self._db.submit(
+                    runs.finish_run, run_id, RunStatus.SUCCEEDED, output=outcome["output"], node_id=node
+                )
             else:
                 error = ErrorInfo.from_json(outcome["error"])
-                self._db.submit(runs.finish_run, run_id, RunStatus.FAILED, error=error, node_id=node)
+                done = self._db.submit(runs.finish_run, run_id, RunStatus.FAILED, error=error, node_id=node)
+            done.add_done_callback(self._engine.run_finished)
         elif state == "waiting":
             if message.get("last_order", 0) < active.last_order:
                 # An outcome was sent that the worker had not taken when it parked: replay instead.

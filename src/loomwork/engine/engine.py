@@ -66,7 +66,7 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._claim_wakeup = asyncio.Event()
         self._timer_wakeup = asyncio.Event()
-        self._finish_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._finish_waiters: dict[str, list[asyncio.Future[Run | None]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listener: PostgresListener | None = None
         self._lock_file: Any = None
@@ -220,22 +220,56 @@ class Engine:
 
     async def wait_for_run(self, run_id: str, timeout: float | None = None) -> Run:
         """Wait until the run ends (or ``timeout`` passes) and return it as it then is."""
+        return (await self.wait_for_runs([run_id], timeout))[0]
+
+    async def wait_for_runs(self, run_ids: list[str], timeout: float | None = None) -> list[Run]:
+        """Wait until all these runs end (or ``timeout`` passes); returns them in the same order."""
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._finish_waiters.setdefault(run_id, []).append(waiter)
+        waiters = {run_id: loop.create_future() for run_id in run_ids}
+        for run_id, waiter in waiters.items():
+            self._finish_waiters.setdefault(run_id, []).append(waiter)
         try:
-            run = await self.get_run(run_id)
-            if run.status.is_final:
-                return run
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter, timeout)
-            return await self.get_run(run_id)
+            current = {run.id: run for run in await self.db.read(runs.get_runs, list(run_ids))}
+            missing = [run_id for run_id in run_ids if run_id not in current]
+            if missing:
+                raise NotFound(f"run {missing[0]} not found")
+            pending = [waiters[r] for r, run in current.items() if not run.status.is_final]
+            if pending:
+                await asyncio.wait(pending, timeout=timeout)
+            stale = []
+            for run_id, waiter in waiters.items():
+                final = waiter.result() if waiter.done() else None
+                if final is not None:
+                    current[run_id] = final
+                elif not current[run_id].status.is_final:
+                    stale.append(run_id)
+            if stale:
+                current.update({run.id: run for run in await self.db.read(runs.get_runs, stale)})
+            return [current[run_id] for run_id in run_ids]
         finally:
-            waiters = self._finish_waiters.get(run_id, [])
-            if waiter in waiters:
-                waiters.remove(waiter)
-            if not waiters:
-                self._finish_waiters.pop(run_id, None)
+            for run_id, waiter in waiters.items():
+                registered = self._finish_waiters.get(run_id, [])
+                if waiter in registered:
+                    registered.remove(waiter)
+                if not registered:
+                    self._finish_waiters.pop(run_id, None)
+
+    def run_finished(self, done: asyncio.Future[Run | None]) -> None:
+        """A run this node executed ended: hand its final state to whoever waits, without a read."""
+        if done.cancelled() or done.exception() is not None:
+            return
+        run = done.result()
+        if run is not None:
+            for waiter in self._finish_waiters.get(run.id, []):
+                if not waiter.done():
+                    waiter.set_result(run)
+
+    def _wake_waiters(self, run_id: str) -> None:
+        waiting = self._finish_waiters.values() if run_id == "*" else [self._finish_waiters.get(run_id, [])]
+        for waiters in waiting:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     # -- requests ----------------------------------------------------------------------------------------------
     async def get_request(self, request_id: str, *, workspace: str | None = None) -> Request:
@@ -345,11 +379,8 @@ class Engine:
             elif topic == "cancel":
                 self.dispatcher.cancelled(payload)
             elif topic == "finished":
-                waiting = self._finish_waiters.values() if payload == "*" else [self._finish_waiters.get(payload, [])]
-                for waiters in waiting:
-                    for waiter in waiters:
-                        if not waiter.done():
-                            waiter.set_result(None)
+                # Later in this turn of the loop: a run_finished callback may bring the run itself first.
+                asyncio.get_running_loop().call_soon(self._wake_waiters, payload)
 
 
 def _load_or_create_key(config: EngineConfig) -> bytes:

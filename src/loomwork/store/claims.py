@@ -69,7 +69,7 @@ def release_after_crash(tx: Tx, run_id: str, node_id: str, max_crashes: int, cau
         f"the worker process running this run died {crashes} times ({cause}); "
         "the run probably crashes it (memory limit, native code, os._exit)",
     )
-    return finish_run(tx, run_id, RunStatus.FAILED, error=error)
+    return finish_run(tx, run_id, RunStatus.FAILED, error=error) is not None
 
 
 def journal_json(step: Step) -> dict[str, Any]:

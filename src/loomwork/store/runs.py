@@ -149,6 +149,15 @@ def _claim_statement(dialect: str) -> Any:
     )
 
 
+def get_runs(tx: Tx, run_ids: list[str]) -> list[Run]:
+    """The runs with these ids that exist, in no particular order."""
+    found: list[Run] = []
+    for start in range(0, len(run_ids), 500):
+        chunk = run_ids[start : start + 500]
+        found += [run_from_row(row) for row in tx.conn.execute(sa.select(runs).where(runs.c.id.in_(chunk)))]
+    return found
+
+
 def claim_runs(tx: Tx, node_id: str, limit: int) -> list[Run]:
     """Take up to ``limit`` queued runs, oldest first, for this node. Concurrent claimers never share a run."""
     claimed = tx.conn.execute(
@@ -240,7 +249,7 @@ _FINISH_RUN = (
     runs.update()
     .where(runs.c.id == sa.bindparam("b_id"), runs.c.status.in_(_ACTIVE))
     .values(**_FINISH_VALUES)
-    .returning(runs.c.parent_run_id, runs.c.parent_seq)
+    .returning(*runs.c)
 )
 _FINISH_OWN_RUN = (
     runs.update()
@@ -250,7 +259,7 @@ _FINISH_OWN_RUN = (
         runs.c.node_id == sa.bindparam("b_node"),
     )
     .values(**_FINISH_VALUES)
-    .returning(runs.c.parent_run_id, runs.c.parent_seq)
+    .returning(*runs.c)
 )
 _CANCEL_PENDING_REQUESTS = (
     requests.update()
@@ -267,8 +276,8 @@ def finish_run(
     output: Any = None,
     error: ErrorInfo | None = None,
     node_id: str | None = None,
-) -> bool:
-    """Record a run's end. Returns False if it had already ended (e.g. cancelled meanwhile)."""
+) -> Run | None:
+    """Record a run's end and return it as it now is; None if it had already ended (e.g. cancelled)."""
     now = utcnow()
     params = {
         "b_id": run_id,
@@ -281,12 +290,12 @@ def finish_run(
     statement = _FINISH_RUN if node_id is None else _FINISH_OWN_RUN
     result = tx.conn.execute(statement, params).first()
     if result is None:
-        return False
+        return None
     tx.conn.execute(_CANCEL_PENDING_REQUESTS, {"b_id": run_id})
     tx.notify("finished", run_id)
     if result.parent_run_id is not None:
         _complete_parent_step(tx, result.parent_run_id, result.parent_seq, run_id, status, output, error, now)
-    return True
+    return run_from_row(result)
 
 
 def _complete_parent_step(
