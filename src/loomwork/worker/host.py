@@ -301,14 +301,9 @@ class Host:
             result = call()
             if inspect.isawaitable(result):
                 result = asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
-            orjson.dumps(result)
-        except TypeError as exc:
-            if "JSON" in str(exc) or "serializ" in str(exc):
-                return False, {"type": "TypeError", "message": f"step result is not JSON-serialisable: {exc}"}
-            return False, _error_json(exc, root)
         except Exception as exc:
             return False, _error_json(exc, root)
-        return True, result
+        return _json_checked(result)
 
     def _send_step(
         self, hosted: HostedRun, command: RunStep, ok: bool, value: Any, attempts: int, started: datetime
@@ -329,27 +324,17 @@ class Host:
         )
 
     async def _call_once(self, run_id: str, key: str, call: Callable[[], Any], root: Path) -> tuple[bool, Any]:
+        """One try of an async step function, on the worker's loop with the step's context."""
         ctx = contextvars.copy_context()
         ctx.run(current_step_key.set, key)
         ctx.run(current_log_sink.set, functools.partial(self._log, run_id))
-        target = getattr(call, "func", call)
         try:
-            if inspect.iscoroutinefunction(target):
-                result = await asyncio.get_running_loop().create_task(call(), context=ctx)
-            else:
-                result = await asyncio.get_running_loop().run_in_executor(self._executor, ctx.run, call)
-                if inspect.isawaitable(result):
-                    result = await result
-            orjson.dumps(result)
+            result = await asyncio.get_running_loop().create_task(call(), context=ctx)
         except asyncio.CancelledError:
             raise
-        except TypeError as exc:
-            if "JSON" in str(exc) or "serializ" in str(exc):
-                return False, {"type": "TypeError", "message": f"step result is not JSON-serialisable: {exc}"}
-            return False, _error_json(exc, root)
         except Exception as exc:
             return False, _error_json(exc, root)
-        return True, result
+        return _json_checked(result)
 
     def _log(self, run_id: str, level: LogLevel, message: str, fields: dict[str, Any]) -> None:
         self._send(
@@ -365,6 +350,14 @@ class Host:
 
     def log_print(self, run_id: str, text: str) -> None:
         self._log(run_id, LogLevel.INFO, text, {"stream": "stdout"})
+
+
+def _json_checked(result: Any) -> tuple[bool, Any]:
+    try:
+        orjson.dumps(result)
+    except TypeError as exc:
+        return False, {"type": "TypeError", "message": f"step result is not JSON-serialisable: {exc}"}
+    return True, result
 
 
 async def _awaited(awaitable: Any) -> Any:
