@@ -29,7 +29,8 @@ class PostgresListener:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(self._task, return_exceptions=True), timeout=5)
 
     async def _listen(self) -> None:
         while True:
@@ -39,8 +40,15 @@ class PostgresListener:
                     self._ready.set()
                     # Anything may have happened while we were not listening.
                     self._on_notifications([("queued", ""), ("timer", ""), ("outcome", "*")])
-                    async for notify in conn.notifies():
-                        self._on_notifications(parse_notify_payload(notify.payload))
+                    while True:
+                        # Close the generator ourselves, also when cancelled: left suspended, it keeps the
+                        # connection's lock and closing the connection then waits for it forever.
+                        notifies = conn.notifies(timeout=5.0)
+                        try:
+                            async for notify in notifies:
+                                self._on_notifications(parse_notify_payload(notify.payload))
+                        finally:
+                            await notifies.aclose()
             except asyncio.CancelledError:
                 raise
             except Exception:

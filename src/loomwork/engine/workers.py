@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -115,7 +116,8 @@ class WorkerProcess:
             await asyncio.wait_for(self.process.wait(), timeout)
         except TimeoutError:
             self.process.kill()
-            await self.process.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), timeout)
         if self._connection is not None:
             self._connection.close()
         if self._writer is not None:
