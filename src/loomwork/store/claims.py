@@ -7,9 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..model import ErrorInfo, Run, RunStatus, Step, StepKind, StepStatus, WorkflowVersion
+from ..model import ErrorInfo, Run, RunStatus, Step, WorkflowVersion
 from .base import Tx
-from .journal import adopt_outcomes, is_detached_child, load_journal
+from .journal import adopt_outcomes, is_undelivered, load_journal
 from .rows import step_from_row
 from .runs import claim_runs, finish_run, release_run
 from .schema import runs, steps
@@ -48,14 +48,7 @@ def claim_for_execution(tx: Tx, node_id: str, limit: int, known_versions: frozen
 
 def unordered_outcomes(tx: Tx, run_id: str) -> list[Step]:
     """Outcomes that arrived for a run while it executes, not yet delivered to it."""
-    return [
-        s
-        for s in load_journal(tx, run_id)
-        if s.done_order is None
-        and s.kind != StepKind.VALUE
-        and s.status in (StepStatus.SUCCEEDED, StepStatus.FAILED)
-        and not is_detached_child(s)
-    ]
+    return [s for s in load_journal(tx, run_id) if is_undelivered(s)]
 
 
 def release_after_crash(tx: Tx, run_id: str, node_id: str, max_crashes: int, cause: str) -> bool:

@@ -69,14 +69,7 @@ def adopt_outcomes(tx: Tx, run_id: str, journal: list[Step]) -> tuple[list[Step]
     """
     last = max((s.done_order or 0 for s in journal), default=0)
     unordered = sorted(
-        (
-            s
-            for s in journal
-            if s.done_order is None
-            and s.kind != StepKind.VALUE
-            and s.status in (StepStatus.SUCCEEDED, StepStatus.FAILED)
-            and not is_detached_child(s)
-        ),
+        (s for s in journal if is_undelivered(s)),
         key=lambda s: (s.finished_at or utcnow(), s.seq),
     )
     if not unordered:
@@ -94,6 +87,16 @@ def adopt_outcomes(tx: Tx, run_id: str, journal: list[Step]) -> tuple[list[Step]
 def is_detached_child(step: Step) -> bool:
     """``run_workflow(..., wait=False)`` journals a finished step that has no outcome to deliver."""
     return step.kind == StepKind.CHILD and isinstance(step.input, dict) and step.input.get("wait") is False
+
+
+def is_undelivered(step: Step) -> bool:
+    """A finished outcome that has not been handed to the workflow yet (it has no order)."""
+    return (
+        step.done_order is None
+        and step.kind != StepKind.VALUE
+        and step.status in (StepStatus.SUCCEEDED, StepStatus.FAILED)
+        and not is_detached_child(step)
+    )
 
 
 _SET_ORDER = (
