@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from loomwork.model import LogLevel, RequestStatus, RunStatus, StepKind, StepStatus, Trigger
+from loomwork.model import LogLevel, RequestStatus, Role, RunStatus, StepKind, StepStatus, Trigger
 from loomwork.store import Store
 from loomwork.store.migrations import available_migrations
 from loomwork.store.schema import metadata
@@ -31,6 +31,8 @@ CHECKED_ENUMS: dict[tuple[str, str], set[str]] = {
     ("requests", "status"): {v.value for v in RequestStatus},
     ("logs", "level"): {v.value for v in LogLevel},
     ("request_assignees", "kind"): {"user", "group"},
+    ("members", "role"): {v.value for v in Role},
+    ("api_keys", "role"): {v.value for v in Role},
 }
 
 

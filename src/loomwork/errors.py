@@ -15,6 +15,7 @@ The tree::
     ├── NotFound                      no such run, request or workflow (in this workspace)
     ├── Conflict                      the object is not in a state that allows the operation
     ├── Unprocessable                 the input is well-formed but not acceptable
+    ├── Unauthorized                  no valid credentials were presented
     ├── Forbidden                     the actor may not do this
     └── StoreError                    the database failed; the driver's message is kept
         └── StoreUnavailable          the database could not be reached
@@ -38,6 +39,7 @@ __all__ = [
     "StepError",
     "StoreError",
     "StoreUnavailable",
+    "Unauthorized",
     "Unprocessable",
     "WorkflowError",
     "WorkflowFolderError",
@@ -117,6 +119,10 @@ class Conflict(LoomworkError):
 
 class Unprocessable(LoomworkError):
     """The input is well-formed but not acceptable (e.g. a resolution that is not offered)."""
+
+
+class Unauthorized(LoomworkError):
+    """No valid credentials: a missing, unknown, expired or revoked API key, session or password."""
 
 
 class Forbidden(LoomworkError):

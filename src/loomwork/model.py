@@ -67,6 +67,25 @@ class RequestStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class Role(enum.StrEnum):
+    """A member's role in a workspace; each role may do everything the roles below it may (docs/security.md)."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    DEVELOPER = "developer"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _ROLE_RANK[self]
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+_ROLE_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.DEVELOPER: 2, Role.ADMIN: 3}
+
+
 class LogLevel(enum.StrEnum):
     DEBUG = "debug"
     INFO = "info"
@@ -197,3 +216,69 @@ class WorkflowVersion:
     number: int
     files: dict[str, str]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    email: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    slug: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    workspace: str
+    user: User
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    workspace: str
+    name: str
+    members: tuple[str, ...]  # emails
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    workspace: str
+    user_email: str
+    name: str
+    role: Role
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    cron: str
+    timezone: str
+    data: Any
+    enabled: bool
+    next_fire_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """A workflow's draft and settings; deployed versions are :class:`WorkflowVersion`."""
+
+    workspace: str
+    name: str
+    description: str
+    files: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    deployed_version: int | None
+    webhook_id: str | None
+    hmac_enabled: bool
+    schedule: Schedule | None

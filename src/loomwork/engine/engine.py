@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -67,6 +67,7 @@ class Engine:
         self._claim_wakeup = asyncio.Event()
         self._timer_wakeup = asyncio.Event()
         self._finish_waiters: dict[str, list[asyncio.Future[Run | None]]] = {}
+        self._subscribers: dict[str, list[Callable[[str], None]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listener: PostgresListener | None = None
         self._lock_file: Any = None
@@ -368,8 +369,28 @@ class Engine:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._on_notifications, notifications)
 
+    def subscribe(self, topic: str, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(payload)`` on the event loop for each notification of ``topic`` (from any node).
+
+        Topics: ``queued``, ``outcome``, ``cancel``, ``timer``, ``finished``, ``step`` (payload: a run id, or
+        ``*`` when a burst was collapsed) and whatever services publish. Returns a function that unsubscribes.
+        """
+        self._subscribers.setdefault(topic, []).append(callback)
+
+        def unsubscribe() -> None:
+            callbacks = self._subscribers.get(topic, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+
+        return unsubscribe
+
     def _on_notifications(self, notifications: list[Notification]) -> None:
         for topic, payload in notifications:
+            for callback in tuple(self._subscribers.get(topic, ())):
+                try:
+                    callback(payload)
+                except Exception:
+                    log.exception("a %r subscriber failed", topic)
             if topic == "queued" and self.config.execute:
                 self._claim_wakeup.set()
             elif topic == "timer":

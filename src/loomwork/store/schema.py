@@ -7,7 +7,7 @@ import enum
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from ..model import LogLevel, RequestStatus, RunStatus, StepKind, StepStatus, Trigger
+from ..model import LogLevel, RequestStatus, Role, RunStatus, StepKind, StepStatus, Trigger
 
 metadata = sa.MetaData()
 
@@ -176,4 +176,108 @@ logs = sa.Table(
     sa.Column("fields", Json, nullable=False),
     _check("level", LogLevel),
     sa.Index("ix_logs_run", "run_id", "id"),
+)
+
+# -- 0002: identity, tenancy and workflow drafts -------------------------------------------------------------
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    sa.Column("slug", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("email", name="uq_users_email"),
+)
+
+members = sa.Table(
+    "members",
+    metadata,
+    sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.slug", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    _check("role", Role),
+    sa.Index("ix_members_user", "user_id"),
+)
+
+groups = sa.Table(
+    "groups",
+    metadata,
+    sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.slug", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+group_members = sa.Table(
+    "group_members",
+    metadata,
+    sa.Column("workspace", sa.Text, primary_key=True),
+    sa.Column("group_name", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.ForeignKeyConstraint(
+        ["workspace", "group_name"], ["groups.workspace", "groups.name"], ondelete="CASCADE", onupdate="CASCADE"
+    ),
+    sa.Index("ix_group_members_user", "user_id"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.slug", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("secret_hash", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_used_at", Timestamp, nullable=True),
+    _check("role", Role),
+    sa.Index("ix_api_keys_workspace", "workspace"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("secret_hash", sa.Text, nullable=False),
+    sa.Column("csrf_token", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Index("ix_sessions_expires", "expires_at"),
+)
+
+workflows = sa.Table(
+    "workflows",
+    metadata,
+    sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.slug", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("files", Json, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("webhook_id", sa.Text, nullable=True),
+    sa.Column("webhook_token_hash", sa.Text, nullable=True),
+    sa.Column("webhook_hmac_secret", sa.Text, nullable=True),
+    sa.Column("schedule_cron", sa.Text, nullable=True),
+    sa.Column("schedule_timezone", sa.Text, nullable=True),
+    sa.Column("schedule_data", Json, nullable=True),
+    sa.Column("schedule_enabled", sa.Boolean, nullable=False),
+    sa.Column("schedule_next_at", Timestamp, nullable=True),
+    sa.UniqueConstraint("webhook_id", name="uq_workflows_webhook_id"),
+    sa.Index(
+        "ix_workflows_schedule_due",
+        "schedule_next_at",
+        sqlite_where=sa.text("schedule_enabled AND schedule_next_at IS NOT NULL"),
+        postgresql_where=sa.text("schedule_enabled AND schedule_next_at IS NOT NULL"),
+    ),
 )

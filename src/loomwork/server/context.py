@@ -1,0 +1,46 @@
+"""What the HTTP layer needs at hand: the engine, the services over it, the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from ..engine import Engine
+from ..service.accounts import Accounts
+from ..service.history import History
+from ..service.inbox import Inbox
+from ..service.triggers import Triggers
+from ..service.workflows import Workflows
+from ..settings import Settings
+from .metrics import Metrics
+
+
+@dataclass
+class Context:
+    engine: Engine
+    settings: Settings
+    accounts: Accounts
+    workflows: Workflows
+    triggers: Triggers
+    history: History
+    inbox: Inbox
+    metrics: Metrics
+
+    @classmethod
+    def of(cls, engine: Engine, settings: Settings) -> Context:
+        return cls(
+            engine=engine,
+            settings=settings,
+            accounts=Accounts(engine),
+            workflows=Workflows(engine),
+            triggers=Triggers(engine),
+            history=History(engine),
+            inbox=Inbox(engine),
+            metrics=Metrics(engine),
+        )
+
+
+def context(request: Request) -> Context:
+    ctx: Context = request.app.state.context
+    return ctx
