@@ -76,6 +76,7 @@ ERROR_NAMES = [
     "StepError",
     "StoreError",
     "StoreUnavailable",
+    "Unauthorized",
     "Unprocessable",
     "WorkflowError",
     "WorkflowFolderError",

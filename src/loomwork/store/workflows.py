@@ -20,6 +20,7 @@ def _deployed_numbers() -> Any:
         .where(
             workflow_versions.c.workspace == workflows.c.workspace,
             workflow_versions.c.workflow == workflows.c.name,
+            workflow_versions.c.number > 0,  # test snapshots of drafts have numbers <= 0
         )
         .scalar_subquery()
         .label("deployed_version")
@@ -63,6 +64,16 @@ def get_workflow(tx: Tx, workspace: str, name: str) -> Workflow:
 
 def list_workflows(tx: Tx, workspace: str) -> list[Workflow]:
     rows = tx.conn.execute(_select().where(workflows.c.workspace == workspace).order_by(workflows.c.name)).all()
+    return [_workflow(r) for r in rows]
+
+
+def list_workflows_page(tx: Tx, workspace: str, limit: int, after: str | None = None) -> list[Workflow]:
+    """Workflows by name without their files (for lists); ``after`` continues after that name."""
+    columns = [c for c in workflows.c if c.name != "files"]
+    query = sa.select(*columns, sa.null().label("files"), _deployed_numbers()).where(workflows.c.workspace == workspace)
+    if after is not None:
+        query = query.where(workflows.c.name > after)
+    rows = tx.conn.execute(query.order_by(workflows.c.name).limit(limit)).all()
     return [_workflow(r) for r in rows]
 
 
