@@ -40,6 +40,7 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     cookie_secure: bool = False
     log_level: str = "info"
+    datasources_file: Path | None = None
 
     @property
     def base_url(self) -> str:

@@ -1,0 +1,66 @@
+"""``loomwork demo``: a workspace with the example workflows deployed, an admin login and an API key.
+
+Idempotent: a second start finds the same admin (its password kept in ``data_dir/demo-login.json``, mode
+0600, for the demo only) and redeploys the examples only if their files changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .engine import Engine
+from .errors import Conflict
+from .folder import read_folder
+from .service.accounts import Accounts
+from .store import identity
+from .store import workflows as drafts
+
+DEMO_EMAIL = "admin@example.com"
+DEMO_WORKSPACE = "demo"
+
+
+@dataclass
+class DemoLogin:
+    email: str
+    password: str
+    workspace: str
+    api_key: str = ""
+    workflows: list[str] = field(default_factory=list)
+
+
+def demo_password(data_dir: Path) -> str:
+    path = data_dir / "demo-login.json"
+    if path.exists():
+        return str(json.loads(path.read_text(encoding="utf-8"))["password"])
+    password = secrets.token_urlsafe(12)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"email": DEMO_EMAIL, "password": password}, handle)
+    return password
+
+
+def example_folders(examples: Path) -> dict[str, dict[str, str]]:
+    """Each sub-folder with a ``main.py``: name → files."""
+    if not examples.is_dir():
+        return {}
+    return {p.name: read_folder(p) for p in sorted(examples.iterdir()) if (p / "main.py").is_file()}
+
+
+async def load_demo(engine: Engine, examples: dict[str, dict[str, str]], login: DemoLogin) -> None:
+    accounts = Accounts(engine)
+    created = await accounts.bootstrap(login.email, login.password, login.workspace, key_name="demo")
+    login.api_key = created.secret
+    # The examples ask the "finance" group; the admin is in it so the inbox shows the requests.
+    await engine.db.write(identity.set_group_members, login.workspace, "finance", [login.email], create=True)
+    for name, files in examples.items():
+        try:
+            await engine.db.write(drafts.create_workflow, login.workspace, name, "", files)
+        except Conflict:
+            await engine.db.write(drafts.update_workflow, login.workspace, name, files=files)
+        await engine.deploy(name, files, workspace=login.workspace)
+        login.workflows.append(name)
