@@ -101,5 +101,17 @@ def run_command(
     sys.exit(print_outcome(run, click.echo))
 
 
+def _register() -> None:
+    """Add the commands that run a node (cli_server) and those that call one (cli_remote)."""
+    from .cli_remote import register as register_remote
+    from .cli_server import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+    register_remote(main)
+
+
+_register()
+
 if __name__ == "__main__":
     main()
