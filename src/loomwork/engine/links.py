@@ -14,7 +14,7 @@ def sign(secret: bytes, request_id: str, resolution: str) -> str:
 
 
 def verify(secret: bytes, request_id: str, resolution: str, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret, request_id, resolution), signature)
+    return hmac.compare_digest(sign(secret, request_id, resolution).encode(), signature.encode())
 
 
 def resolve_links(base_url: str, secret: bytes, request_id: str, resolutions: list[str]) -> dict[str, str]:
