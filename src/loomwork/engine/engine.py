@@ -24,6 +24,7 @@ from ..model import LogLine, Request, Run, Step, Trigger, WorkflowVersion
 from ..store import (
     Notification,
     Store,
+    Tx,
     claims,
     journal,
     logs,
@@ -255,6 +256,71 @@ class Engine:
                 if not registered:
                     self._finish_waiters.pop(run_id, None)
 
+    async def wait_for_response(
+        self, run_id: str, timeout: float, *, just_created: bool = False
+    ) -> Run | dict[str, Any]:
+        """Wait until the run calls ``wf.respond`` (→ its ``{status_code, body, headers}``) or ends (→ the run),
+        or ``timeout`` passes (→ the run as it is then). A response journaled before the end wins.
+
+        ``just_created``: the caller created the run and calls this without awaiting anything in between, so
+        nothing can have happened yet and the first look at the database is skipped (the trigger's hot path).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        finished: asyncio.Future[Run | None] = loop.create_future()
+        wake: list[asyncio.Future[None]] = [loop.create_future()]
+        responded = [False]
+
+        def poke(*_: object) -> None:
+            if not wake[0].done():
+                wake[0].set_result(None)
+
+        def on_respond(payload: str) -> None:
+            if payload in (run_id, "*"):
+                responded[0] = True
+                poke()
+
+        self._finish_waiters.setdefault(run_id, []).append(finished)
+        finished.add_done_callback(poke)
+        unsubscribe = self.subscribe("respond", on_respond)
+        try:
+            if not just_created:
+                run, response = await self.db.read(_run_and_response, run_id)
+                if response is not None:
+                    return dict(response)
+                if run.status.is_final:
+                    return run
+            while True:
+                if responded[0]:
+                    responded[0] = False
+                    response = await self.db.read(journal.response_of, run_id)
+                    if response is not None:
+                        return dict(response)
+                if finished.done():
+                    run = finished.result() or await self.get_run(run_id)
+                    if run.status.is_final:
+                        return run
+                    # Woken by a "finished" that was not this run's end (a collapsed "*"): wait on.
+                    self._finish_waiters[run_id].remove(finished)
+                    finished = loop.create_future()
+                    finished.add_done_callback(poke)
+                    self._finish_waiters[run_id].append(finished)
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return await self.get_run(run_id)
+                if wake[0].done():
+                    wake[0] = loop.create_future()
+                    continue
+                await asyncio.wait((wake[0],), timeout=remaining)
+        finally:
+            unsubscribe()
+            registered = self._finish_waiters.get(run_id, [])
+            if finished in registered:
+                registered.remove(finished)
+            if not registered:
+                self._finish_waiters.pop(run_id, None)
+
     def run_finished(self, done: asyncio.Future[Run | None]) -> None:
         """A run this node executed ended: hand its final state to whoever waits, without a read."""
         if done.cancelled() or done.exception() is not None:
@@ -372,8 +438,8 @@ class Engine:
     def subscribe(self, topic: str, callback: Callable[[str], None]) -> Callable[[], None]:
         """Call ``callback(payload)`` on the event loop for each notification of ``topic`` (from any node).
 
-        Topics: ``queued``, ``outcome``, ``cancel``, ``timer``, ``finished``, ``step`` (payload: a run id, or
-        ``*`` when a burst was collapsed) and whatever services publish. Returns a function that unsubscribes.
+        Topics: ``queued``, ``outcome``, ``cancel``, ``timer``, ``finished``, ``step``, ``respond`` (payload: a run
+        id, or ``*`` when a burst was collapsed) and whatever services publish. Returns a function that unsubscribes.
         """
         self._subscribers.setdefault(topic, []).append(callback)
 
@@ -402,6 +468,10 @@ class Engine:
             elif topic == "finished":
                 # Later in this turn of the loop: a run_finished callback may bring the run itself first.
                 asyncio.get_running_loop().call_soon(self._wake_waiters, payload)
+
+
+def _run_and_response(tx: Tx, run_id: str) -> tuple[Run, Any]:
+    return runs.get_run(tx, run_id), journal.response_of(tx, run_id)
 
 
 def _load_or_create_key(config: EngineConfig) -> bytes:

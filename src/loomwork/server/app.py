@@ -32,7 +32,7 @@ def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
     app.state.context = Context.of(engine, settings)
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (identity, workflows, schedules, triggers, history, inbox):
+    for module in (triggers, identity, workflows, schedules, history, inbox):  # the webhook first: the hot path
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     return app

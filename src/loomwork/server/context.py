@@ -29,18 +29,20 @@ class Context:
 
     @classmethod
     def of(cls, engine: Engine, settings: Settings) -> Context:
+        workflows = Workflows(engine)
         return cls(
             engine=engine,
             settings=settings,
             accounts=Accounts(engine),
-            workflows=Workflows(engine),
-            triggers=Triggers(engine),
+            workflows=workflows,
+            triggers=Triggers(engine, workflows),
             history=History(engine),
             inbox=Inbox(engine),
             metrics=Metrics(engine),
         )
 
 
-def context(request: Request) -> Context:
+async def context(request: Request) -> Context:
+    """A coroutine, so FastAPI calls it on the event loop rather than in its thread pool."""
     ctx: Context = request.app.state.context
     return ctx

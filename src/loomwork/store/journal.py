@@ -176,6 +176,26 @@ def record_values(tx: Tx, run_id: str, values: list[tuple[int, str, Any]]) -> No
         ],
     )
     tx.notify("step", run_id)
+    if any(name == "respond" for _, name, _ in values):
+        tx.notify("respond", run_id)  # a caller may be waiting for it (SPEC §4.4)
+
+
+_RESPONSE_OF = (
+    sa.select(steps.c.output)
+    .where(
+        steps.c.run_id == sa.bindparam("b_run"),
+        steps.c.kind == StepKind.VALUE.value,
+        steps.c.name == "respond",
+    )
+    .order_by(steps.c.seq)
+    .limit(1)
+)
+
+
+def response_of(tx: Tx, run_id: str) -> Any:
+    """What the run's first ``wf.respond`` recorded (``{status_code, body, headers}``), or ``None``."""
+    row = tx.conn.execute(_RESPONSE_OF, {"b_run": run_id}).first()
+    return None if row is None else row.output
 
 
 def start_wait(
