@@ -24,7 +24,7 @@ from starlette.responses import Response
 from ...model import RunStatus
 from ...service.triggers import MAX_IDEMPOTENCY_KEY, MAX_WAIT, Accepted, Finished, MalformedBody, Outcome
 from ..auth import Ctx, CurrentAccess
-from ..context import context
+from ..context import Context
 from ..problems import HTTPProblem
 from ..responses import dumps, ok
 from ..schemas import Body
@@ -104,7 +104,7 @@ _HOOK_PARAMETERS = [
 async def webhook(hook_id: str, request: Request) -> Response:  # first in the router: the hot path
     # The hot path: parameters are read by hand (no dependency resolution, no validation models, no threads);
     # the service checks them after the token, so a wrong token always gets the same 404 first.
-    ctx = context(request)
+    ctx: Context = request.app.state.context
     query = request.query_params
     headers = request.headers
     token = query.get("token")
