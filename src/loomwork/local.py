@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .aio import wait_event
 from .datasources import DatasourceEffects
 from .engine import Engine, EngineConfig
 from .engine.effects import EffectExecutor
@@ -108,8 +109,7 @@ async def _follow(engine: Engine, run: Run, options: LocalRunOptions, echo: Echo
                 where = engine.config.data_dir
                 echo(f"■ still {current.status.value} after {options.timeout} s; the run goes on in {where}")
                 return current
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), wait)
+            await wait_event(changed, wait)
     finally:
         engine.store.remove_listener(on_commit)
 

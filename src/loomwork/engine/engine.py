@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
+from ..aio import wait_event
 from ..errors import NotFound, StoreError
 from ..folder import WorkflowSettings, check_files, check_name
 from ..model import LogLine, Request, Run, Step, Trigger, WorkflowVersion
@@ -378,8 +379,7 @@ class Engine:
         self._claim_wakeup.set()
         while True:
             # A notification wakes us at once; the timeout only covers a notification lost on the way.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._claim_wakeup.wait(), timeout=5.0)
+            await wait_event(self._claim_wakeup, 5.0)
             self._claim_wakeup.clear()
             try:
                 while (
@@ -409,8 +409,7 @@ class Engine:
                     await self.db.write(timers.fire_due, now)
                     continue
                 timeout = 60.0 if due is None else min(60.0, (due - now).total_seconds())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._timer_wakeup.wait(), timeout=max(timeout, 0.001))
+                await wait_event(self._timer_wakeup, max(timeout, 0.001))
                 self._timer_wakeup.clear()
             except Exception:
                 log.exception("firing timers failed; retrying")

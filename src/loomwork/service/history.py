@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from ..aio import wait_event
 from ..engine import Engine
 from ..errors import NotFound, Unprocessable
 from ..model import LogLine, Request, Role, Run, RunStatus, Step, Trigger
@@ -222,8 +222,7 @@ class History:
                 if run.status.is_final:
                     yield LogEvent("end", status=run.status)
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=FOLLOW_POLL)
+                await wait_event(wake, FOLLOW_POLL)
                 if time.monotonic() - last_sent >= heartbeat:
                     last_sent = time.monotonic()
                     yield LogEvent("heartbeat")

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..aio import wait_event
 from ..engine import Engine
 from ..model import Role, Schedule
 from ..store import schedules, utcnow
@@ -115,5 +116,4 @@ class Scheduler:
                 await asyncio.sleep(1.0)
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout=min(max(seconds, 0.001), self.max_sleep))
+        await wait_event(self._wakeup, min(max(seconds, 0.001), self.max_sleep))
