@@ -7,7 +7,8 @@ In a fresh data dir (embedded SQLite):
   1. ``loomwork init --json`` for an API key, then ``loomwork server`` on a free loopback port;
   2. over the API: two workflows of three ``wf.step`` calls each (the same work as the n8n peer's three Set
      nodes: x = n+1, +1, +1), deployed, with their webhooks enabled;
-  3. ``bench/loadgen.py`` in a separate process:
+  3. a load generator in a separate process (``wrk`` for throughput when installed: ``apt-get install wrk``;
+     ``bench/loadgen.py``, httpx, for the sequential latency and as the fallback):
        ingest: POST /api/v1/hooks/{id}?token=... with no wait, at each --ingest-concurrency: accepted
                triggers per second (each a stored run, guarantee §8.1) and latency; then the time until all
                those runs have finished (completed runs per second);
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +39,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADGEN = ROOT / "bench" / "loadgen.py"
+WRK_SCRIPT = ROOT / "bench" / "wrk" / "post_json.lua"
 
 THREE_STEPS = """\
 from loomwork import wf
@@ -112,8 +115,23 @@ def loadgen(url: str, *, concurrency: int, requests: int, warmup: int, ok_status
     return result
 
 
+def wrk(url: str, *, concurrency: int, seconds: float) -> dict[str, Any]:
+    """``wrk`` (C, one thread, keep-alive) for throughput: the Python load generator tops out near 350 req/s."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", str(WRK_SCRIPT), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["ok"] = result["requests"] - result["non_2xx"] - result["socket_errors"]
+    result["per_second"] = round(result["ok"] / result["seconds"], 1)
+    result["tool"] = "wrk"
+    return result
+
+
 class Server:
-    def __init__(self, data_dir: Path, synchronous: str, workers: int) -> None:
+    def __init__(self, data_dir: Path, synchronous: str, workers: int, command: str = "server") -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -146,7 +164,7 @@ class Server:
         )
         self.key = json.loads(init.stdout)["api_key"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "loomwork", "server"],
+            [sys.executable, "-m", "loomwork", command],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -197,13 +215,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--node",
+        choices=["server", "api"],
+        default="server",
+        help="server: the node also executes the runs it accepts; api: an API-only node (runs stay queued)",
+    )
     parser.add_argument("--ingest-concurrency", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "webhook.json")
+    parser.add_argument("--tool", choices=["wrk", "loadgen"], default="wrk" if shutil.which("wrk") else "loadgen")
     args = parser.parse_args()
     ingest_requests, wait_requests = (1000, 50) if args.quick else (5000, 200)
+    ingest_seconds = 3.0 if args.quick else 10.0
 
     with tempfile.TemporaryDirectory(prefix="lw-webhook-bench-") as tmp:
-        server = Server(Path(tmp), args.synchronous, args.workers)
+        server = Server(Path(tmp), args.synchronous, args.workers, args.node)
+        executes = args.node == "server"
         try:
             ingest_url = server.hook("ingest")
             wait_url = server.hook("three") + "&wait=10"
@@ -211,15 +238,20 @@ def main() -> None:
                 "system": "loomwork",
                 "sqlite_synchronous": args.synchronous,
                 "workers": args.workers,
+                "node": args.node,
                 "ingest": [],
             }
             for concurrency in args.ingest_concurrency:
-                server.wait_idle()
+                if executes:
+                    server.wait_idle()
                 cpu0 = cpu_seconds(server.proc.pid)
                 log(f"ingest at concurrency {concurrency} ...")
-                measured = loadgen(
-                    ingest_url, concurrency=concurrency, requests=ingest_requests, warmup=200, ok_status="202"
-                )
+                if args.tool == "wrk":
+                    measured = wrk(ingest_url, concurrency=concurrency, seconds=ingest_seconds)
+                else:
+                    measured = loadgen(
+                        ingest_url, concurrency=concurrency, requests=ingest_requests, warmup=200, ok_status="202"
+                    )
                 drain = server.wait_idle()
                 measured["concurrency"] = concurrency
                 measured["drain_seconds_after_last_202"] = round(drain, 3)
@@ -227,11 +259,12 @@ def main() -> None:
                 measured["server_cpu_seconds"] = round(cpu_seconds(server.proc.pid) - cpu0, 2)
                 results["ingest"].append(measured)
                 log(f"  {measured['per_second']:.0f} accepted/s, p50 {measured['p50_ms']} ms")
-            server.wait_idle()
-            log("trigger-with-wait, sequential ...")
-            waited = loadgen(wait_url, concurrency=1, requests=wait_requests, warmup=20, ok_status="200")
-            results["wait"] = waited
-            log(f"  p50 {waited['p50_ms']} ms, p99 {waited['p99_ms']} ms")
+            if executes:
+                server.wait_idle()
+                log("trigger-with-wait, sequential ...")
+                waited = loadgen(wait_url, concurrency=1, requests=wait_requests, warmup=20, ok_status="200")
+                results["wait"] = waited
+                log(f"  p50 {waited['p50_ms']} ms, p99 {waited['p99_ms']} ms")
         finally:
             server.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)
