@@ -252,10 +252,11 @@ def main() -> None:
                     measured = loadgen(
                         ingest_url, concurrency=concurrency, requests=ingest_requests, warmup=200, ok_status="202"
                     )
-                drain = server.wait_idle()
                 measured["concurrency"] = concurrency
-                measured["drain_seconds_after_last_202"] = round(drain, 3)
-                measured["completed_runs_per_second"] = round(measured["ok"] / (measured["seconds"] + drain), 1)
+                if executes:
+                    drain = server.wait_idle()
+                    measured["drain_seconds_after_last_202"] = round(drain, 3)
+                    measured["completed_runs_per_second"] = round(measured["ok"] / (measured["seconds"] + drain), 1)
                 measured["server_cpu_seconds"] = round(cpu_seconds(server.proc.pid) - cpu0, 2)
                 results["ingest"].append(measured)
                 log(f"  {measured['per_second']:.0f} accepted/s, p50 {measured['p50_ms']} ms")
