@@ -16,19 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from .connectors.base import Connector, ConnectorError
-from .connectors.sqlite import SqliteConnector
+from .connectors.registry import KINDS, create_connector
 from .engine.effects import EffectCall
 from .errors import StepError, WorkflowFolderError
 from .model import StepKind
 from .queries import find_query
 
-KINDS = ("sqlite",)
-
 
 def connector_for(name: str, kind: str, config: dict[str, Any], base_dir: Path | None) -> Connector:
-    if kind == "sqlite":
-        return SqliteConnector(name, config, base_dir)
-    raise ConnectorError(f"datasource {name!r}: kind {kind!r} is not supported here (supported: {', '.join(KINDS)})")
+    if kind not in KINDS:
+        raise ConnectorError(f"datasource {name!r}: unknown kind {kind!r} (kinds: {', '.join(KINDS)})")
+    return create_connector(name, kind, config, {}, base_dir)
 
 
 class DatasourceEffects:

@@ -69,3 +69,7 @@ class SqliteConnector:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def create(name: str, config: dict[str, Any], secrets: dict[str, str], base_dir: Path | None) -> SqliteConnector:
+    return SqliteConnector(name, config, base_dir)
