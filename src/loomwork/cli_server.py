@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from .demo import DEMO_EMAIL, DEMO_WORKSPACE, DemoLogin, demo_password, example_folders, load_demo
+from .demo import (
+    DEMO_EMAIL,
+    DEMO_WORKSPACE,
+    DemoLogin,
+    demo_password,
+    example_datasources,
+    example_folders,
+    load_demo,
+)
 from .engine import Engine
 from .errors import LoomworkError
 from .server import runner
@@ -81,15 +89,13 @@ def worker_command(data_dir: Path | None) -> None:
 )
 def demo_command(host: str | None, port: int | None, data_dir: Path | None, examples: Path) -> None:
     """Start the server with the example workflows deployed in workspace 'demo'; prints the URL and login."""
-    datasources = examples / "datasources.toml"
-    settings = _settings(
-        host=host, port=port, data_dir=data_dir, datasources_file=datasources if datasources.is_file() else None
-    )
+    settings = _settings(host=host, port=port, data_dir=data_dir)
     login = DemoLogin(DEMO_EMAIL, demo_password(settings.data_dir), DEMO_WORKSPACE)
     folders = example_folders(examples)
+    sources = example_datasources(examples, settings.data_dir)
 
     async def setup(engine: Engine) -> None:
-        await load_demo(engine, folders, login)
+        await load_demo(engine, folders, login, sources)
 
     def ready() -> None:
         base = settings.base_url

@@ -20,7 +20,7 @@ from .connectors.registry import KINDS, create_connector
 from .engine.effects import EffectCall
 from .errors import StepError, WorkflowFolderError
 from .model import StepKind
-from .queries import find_query
+from .queries import Query, find_query
 
 
 def connector_for(name: str, kind: str, config: dict[str, Any], base_dir: Path | None) -> Connector:
@@ -60,21 +60,25 @@ class DatasourceEffects:
                 f"query {call.name!r} uses datasource {query.datasource!r}, which is not configured",
                 error_type="DatasourceError",
             )
-        params = call.input.get("params", {})
-        attempts = query.retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                run = connector.execute(query, params, call.idempotency_key)
-                return await (asyncio.wait_for(run, query.timeout) if query.timeout else run)
-            except TimeoutError:
-                error: StepError = ConnectorError(f"query {call.name!r} timed out after {query.timeout:g} s")
-            except ConnectorError as exc:
-                error = exc
-            if attempt == attempts:
-                raise error
-            await asyncio.sleep(0.1 * 2 ** (attempt - 1))
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await run_query(connector, query, call.input.get("params", {}), call.idempotency_key)
 
     async def close(self) -> None:
         for connector in self._connectors.values():
             await connector.close()
+
+
+async def run_query(connector: Connector, query: Query, params: dict[str, Any], idempotency_key: str) -> Any:
+    """Execute a saved query with its timeout, retrying ``query.retries`` times with doubling backoff."""
+    attempts = query.retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            run = connector.execute(query, params, idempotency_key)
+            return await (asyncio.wait_for(run, query.timeout) if query.timeout else run)
+        except TimeoutError:
+            error: StepError = ConnectorError(f"query {query.name!r} timed out after {query.timeout:g} s")
+        except ConnectorError as exc:
+            error = exc
+        if attempt == attempts:
+            raise error
+        await asyncio.sleep(0.1 * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")  # pragma: no cover

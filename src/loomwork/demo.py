@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .engine import Engine
 from .errors import Conflict
 from .folder import read_folder
 from .service.accounts import Accounts
+from .store import datasources as datasource_rows
 from .store import identity
 from .store import workflows as drafts
 
@@ -51,12 +54,36 @@ def example_folders(examples: Path) -> dict[str, dict[str, str]]:
     return {p.name: read_folder(p) for p in sorted(examples.iterdir()) if (p / "main.py").is_file()}
 
 
-async def load_demo(engine: Engine, examples: dict[str, dict[str, str]], login: DemoLogin) -> None:
+def example_datasources(examples: Path, data_dir: Path) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``examples/datasources.toml`` as name → (kind, config): SQLite files go in the data dir, scripts stay."""
+    path = examples / "datasources.toml"
+    if not path.is_file():
+        return {}
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, entry in tomllib.loads(path.read_text(encoding="utf-8")).items():
+        config = {k: v for k, v in entry.items() if k != "kind"}
+        if isinstance(config.get("path"), str):
+            config["path"] = str((data_dir / Path(config["path"]).name).resolve())
+        if isinstance(config.get("create_from"), str):
+            config["create_from"] = str((path.parent / config["create_from"]).resolve())
+        out[name] = (str(entry["kind"]), config)
+    return out
+
+
+async def load_demo(
+    engine: Engine,
+    examples: dict[str, dict[str, str]],
+    login: DemoLogin,
+    sources: dict[str, tuple[str, dict[str, Any]]] | None = None,
+) -> None:
     accounts = Accounts(engine)
     created = await accounts.bootstrap(login.email, login.password, login.workspace, key_name="demo")
     login.api_key = created.secret
     # The examples ask the "finance" group; the admin is in it so the inbox shows the requests.
     await engine.db.write(identity.set_group_members, login.workspace, "finance", [login.email], create=True)
+    for name, (kind, config) in (sources or {}).items():
+        if await engine.db.read(datasource_rows.find_datasource, login.workspace, name) is None:
+            await engine.db.write(datasource_rows.create_datasource, login.workspace, name, kind, config, None, [])
     for name, files in examples.items():
         try:
             await engine.db.write(drafts.create_workflow, login.workspace, name, "", files)

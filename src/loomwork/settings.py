@@ -17,7 +17,7 @@ from typing import Any
 from .engine import EngineConfig
 from .errors import LoomworkError
 
-SECRET_SETTINGS = frozenset({"secret_key", "database_url"})
+SECRET_SETTINGS = frozenset({"secret_key", "previous_secret_keys", "database_url"})
 
 
 class SettingsError(LoomworkError):
@@ -29,6 +29,7 @@ class Settings:
     data_dir: Path = Path(".loomwork")
     database_url: str | None = None
     secret_key: str | None = None
+    previous_secret_keys: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str | None = None
@@ -57,6 +58,9 @@ class Settings:
             run_cpu_limit=self.run_cpu_limit,
             public_url=self.base_url,
             secret_key=(self.secret_key or "").encode(),
+            previous_secret_keys=tuple(
+                k.strip().encode() for k in (self.previous_secret_keys or "").split(",") if k.strip()
+            ),
             execute=execute,
         )
 

@@ -16,7 +16,7 @@ import pytest
 from loomwork.engine import Engine
 from loomwork.model import Role
 from loomwork.server.app import create_app
-from loomwork.service.directory import DatabaseDirectory
+from loomwork.server.runner import wire_engine
 from loomwork.settings import Settings
 from loomwork.testing import engine_for_tests
 
@@ -44,7 +44,7 @@ class Api:
 @pytest.fixture
 async def api(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     async with engine_for_tests(tmp_path / "data", database_url=database_url) as engine:
-        engine.directory = DatabaseDirectory(engine.store)
+        wire_engine(engine)
         settings = Settings(data_dir=tmp_path / "data", max_body_bytes=64 * 1024)
         app = create_app(engine, settings)
         accounts = app.state.context.accounts

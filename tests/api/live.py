@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 
 from loomwork.server.app import create_app
-from loomwork.service.directory import DatabaseDirectory
+from loomwork.server.runner import wire_engine
 from loomwork.settings import Settings
 from loomwork.testing import engine_for_tests
 
@@ -62,7 +62,7 @@ def live_server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
 
     async def main() -> None:
         async with engine_for_tests(tmp_path / "data", database_url=database_url) as engine:
-            engine.directory = DatabaseDirectory(engine.store)
+            wire_engine(engine)
             settings = Settings(data_dir=tmp_path / "data", port=port, max_body_bytes=1024 * 1024)
             app = create_app(engine, settings)
             created = await app.state.context.accounts.bootstrap(ADMIN_EMAIL, ADMIN_PASSWORD, WORKSPACE)

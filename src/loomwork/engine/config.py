@@ -21,6 +21,7 @@ class EngineConfig:
     run_cpu_limit: float = 60.0  # seconds workflow code may run without awaiting
     public_url: str = "http://127.0.0.1:8080"
     secret_key: bytes = b""
+    previous_secret_keys: tuple[bytes, ...] = ()  # still open secrets sealed before a key rotation
     execute: bool = True  # False: an API-only node that never claims runs
 
     def resolved_database_url(self) -> str:

@@ -14,7 +14,7 @@ from ..settings import Settings
 from . import problems
 from .context import Context
 from .limits import BodySizeLimit
-from .routes import history, identity, inbox, ops, schedules, triggers, workflows
+from .routes import datasources, history, identity, inbox, ops, schedules, triggers, workflows
 
 API_PREFIX = "/api/v1"
 
@@ -32,7 +32,15 @@ def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
     app.state.context = Context.of(engine, settings)
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (triggers, identity, workflows, schedules, history, inbox):  # the webhook first: the hot path
+    for module in (
+        triggers,
+        identity,
+        workflows,
+        schedules,
+        datasources,
+        history,
+        inbox,
+    ):  # the webhook first: the hot path
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     return app

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from ..engine import Engine
 from ..service.accounts import Accounts
+from ..service.datasources import Datasources
 from ..service.history import History
 from ..service.inbox import Inbox
 from ..service.triggers import Triggers
@@ -26,6 +27,7 @@ class Context:
     history: History
     inbox: Inbox
     metrics: Metrics
+    datasources: Datasources
 
     @classmethod
     def of(cls, engine: Engine, settings: Settings) -> Context:
@@ -39,6 +41,7 @@ class Context:
             history=History(engine),
             inbox=Inbox(engine),
             metrics=Metrics(engine),
+            datasources=Datasources(engine),
         )
 
 

@@ -21,6 +21,7 @@ from ..datasources import DatasourceEffects
 from ..engine import Engine
 from ..engine.effects import EffectExecutor
 from ..service.directory import DatabaseDirectory
+from ..service.effects import WorkspaceEffects
 from ..service.scheduler import Scheduler
 from ..settings import Settings
 from .app import create_app
@@ -41,11 +42,16 @@ WORKER_ONLY = Roles(api=False, execute=True, scheduler=True)
 
 
 def build_engine(settings: Settings, *, execute: bool = True) -> Engine:
-    effects: EffectExecutor | None = None
+    fallback: EffectExecutor | None = None
     if settings.datasources_file is not None:
-        effects = DatasourceEffects.from_file(settings.datasources_file)
-    engine = Engine(settings.engine_config(execute=execute), effects=effects)
+        fallback = DatasourceEffects.from_file(settings.datasources_file)
+    return wire_engine(Engine(settings.engine_config(execute=execute)), fallback=fallback)
+
+
+def wire_engine(engine: Engine, *, fallback: EffectExecutor | None = None) -> Engine:
+    """Give an engine the server's directory (members and groups) and the workspaces' datasources."""
     engine.directory = DatabaseDirectory(engine.store)
+    engine.effects = WorkspaceEffects(engine, fallback=fallback)
     return engine
 
 

@@ -11,20 +11,16 @@ the engine's secret key (``seal``/``unseal``).
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-
-from cryptography.fernet import Fernet, InvalidToken
 
 from ..engine import Engine
 from ..errors import LoomworkError, Unprocessable
 from ..folder import MAX_FILE_BYTES, check_name
 from ..lint import Diagnostic, check_structure, has_errors, ruff_diagnostics, sort_diagnostics
 from ..model import Role, Workflow, WorkflowVersion
+from ..sealing import SecretBox
 from ..store import versions
 from ..store import workflows as store
 from .accounts import Access, hash_secret
@@ -32,7 +28,6 @@ from .accounts import Access, hash_secret
 MAX_FILES = 500
 MAX_PATH_LENGTH = 255
 MAX_TOTAL_BYTES = 10 * 1024 * 1024
-_SEALED_PREFIX = "fernet:"
 
 DEFAULT_MAIN = '''from loomwork import wf
 
@@ -124,8 +119,7 @@ class Workflows:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.db = engine.db
-        key = hmac.new(engine.secret_key, b"loomwork:webhook-hmac-secret:v1", hashlib.sha256).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+        self._box = SecretBox(engine.secret_key, "webhook-hmac-secret", engine.config.previous_secret_keys)
 
     # -- drafts ---------------------------------------------------------------------------------------------
     async def list_workflows(
@@ -250,16 +244,11 @@ class Workflows:
         return self.unseal(target[3])
 
     def seal(self, secret: bytes) -> str:
-        return _SEALED_PREFIX + self._fernet.encrypt(secret).decode()
+        return self._box.seal(secret)
 
     def unseal(self, stored: str) -> bytes:
         """The secret held in a stored ``webhook_hmac_secret`` value (as ``webhook_target`` returns it)."""
-        if not stored.startswith(_SEALED_PREFIX):
-            raise LoomworkError("the stored webhook HMAC secret is not sealed; regenerate the webhook")
-        try:
-            return self._fernet.decrypt(stored.removeprefix(_SEALED_PREFIX).encode())
-        except InvalidToken as exc:
-            raise LoomworkError("the webhook HMAC secret cannot be decrypted with this secret key") from exc
+        return self._box.unseal(stored)
 
 
 def _check_workflow_name(name: str) -> None:

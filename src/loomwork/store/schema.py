@@ -281,3 +281,17 @@ workflows = sa.Table(
         postgresql_where=sa.text("schedule_enabled AND schedule_next_at IS NOT NULL"),
     ),
 )
+
+# -- 0003: datasources ----------------------------------------------------------------------------------------
+datasources = sa.Table(
+    "datasources",
+    metadata,
+    sa.Column("workspace", sa.Text, sa.ForeignKey("workspaces.slug", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("config", Json, nullable=False),
+    sa.Column("secrets", sa.Text, nullable=True),  # sealed JSON object (loomwork.sealing), never plain
+    sa.Column("secret_names", Json, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
