@@ -73,3 +73,42 @@ def test_bad_settings_stop_with_a_message(env: dict[str, str], toml: str, messag
     result = CliRunner().invoke(main, ["config"], env=env)
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_reseal_moves_secrets_to_a_new_key(env: dict[str, str], tmp_path: Path) -> None:
+    import asyncio
+
+    from loomwork.server.runner import build_engine
+    from loomwork.service.accounts import Accounts
+    from loomwork.service.datasources import Datasources
+    from loomwork.service.effects import secret_box
+    from loomwork.settings import Settings
+    from loomwork.store import datasources as rows
+
+    def settings(key: str, previous: str | None = None) -> Settings:
+        return Settings(data_dir=tmp_path / "data", secret_key=key, previous_secret_keys=previous)
+
+    async def create_with_old_key() -> None:
+        engine = build_engine(settings("old-key"), execute=False)
+        async with engine:
+            created = await Accounts(engine).bootstrap("a@b.test", "long-enough-pw", "acme")
+            access = await Accounts(engine).access(await Accounts(engine).authenticate(created.secret), "acme")
+            await Datasources(engine).create(access, "cache", "redis", {}, {"url": "redis://:pw-123@h:6379/0"})
+
+    async def open_with(key: str, previous: str | None = None) -> str:
+        engine = build_engine(settings(key, previous), execute=False)
+        async with engine:
+            row = await engine.db.read(rows.get_datasource, "acme", "cache")
+            assert row.sealed_secrets is not None
+            return secret_box(engine).unseal(row.sealed_secrets).decode()
+
+    asyncio.run(create_with_old_key())
+    assert "pw-123" in asyncio.run(open_with("new-key", previous="old-key"))
+    result = CliRunner().invoke(
+        main,
+        ["reseal"],
+        env={**env, "LOOMWORK_SECRET_KEY": "new-key", "LOOMWORK_PREVIOUS_SECRET_KEYS": "old-key"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 datasource(s)" in result.output
+    assert "pw-123" in asyncio.run(open_with("new-key"))  # no longer needs the old key

@@ -20,10 +20,14 @@ from .demo import (
 )
 from .engine import Engine
 from .errors import LoomworkError
+from .sealing import SecretBox
 from .server import runner
 from .service.accounts import Accounts
+from .service.effects import secret_box
 from .settings import Settings
 from .store import Store
+from .store import datasources as datasource_rows
+from .store import workflows as drafts
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -185,7 +189,34 @@ def config_command(as_json: bool) -> None:
         click.echo(f"{key.ljust(width)}  {'' if value is None else value}")
 
 
+@click.command("reseal")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Data directory.")
+def reseal_command(data_dir: Path | None) -> None:
+    """Re-encrypt every stored secret under the current secret key (after a rotation; see docs/datasources.md)."""
+    settings = _settings(data_dir=data_dir)
+
+    async def main() -> tuple[int, int]:
+        engine = runner.build_engine(settings, execute=False)
+        async with engine:
+            box = secret_box(engine)
+            sealed = await engine.db.read(datasource_rows.all_sealed)
+            for workspace, name, value in sealed:
+                await engine.db.write(datasource_rows.set_sealed, workspace, name, box.reseal(value))
+            hooks = SecretBox(engine.secret_key, "webhook-hmac-secret", engine.config.previous_secret_keys)
+            hmacs = await engine.db.read(drafts.all_sealed_hmac_secrets)
+            for workspace, name, value in hmacs:
+                await engine.db.write(drafts.set_sealed_hmac_secret, workspace, name, hooks.reseal(value))
+            return len(sealed), len(hmacs)
+
+    try:
+        datasources, webhooks = asyncio.run(main())
+    except LoomworkError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"re-sealed the secrets of {datasources} datasource(s) and {webhooks} webhook(s)")
+
+
 COMMANDS = [
+    reseal_command,
     server_command,
     api_command,
     worker_command,

@@ -233,3 +233,21 @@ def webhook_target(tx: Tx, webhook_id: str) -> tuple[str, str, str, str | None] 
     if row is None or row.webhook_token_hash is None:
         return None
     return row.workspace, row.name, row.webhook_token_hash, row.webhook_hmac_secret
+
+
+def all_sealed_hmac_secrets(tx: Tx) -> list[tuple[str, str, str]]:
+    """``(workspace, workflow, sealed)`` of every webhook HMAC secret (for re-sealing after a key rotation)."""
+    rows = tx.conn.execute(
+        sa.select(workflows.c.workspace, workflows.c.name, workflows.c.webhook_hmac_secret).where(
+            workflows.c.webhook_hmac_secret.is_not(None)
+        )
+    ).all()
+    return [(r.workspace, r.name, r.webhook_hmac_secret) for r in rows]
+
+
+def set_sealed_hmac_secret(tx: Tx, workspace: str, name: str, sealed: str) -> None:
+    tx.conn.execute(
+        workflows.update()
+        .where(workflows.c.workspace == workspace, workflows.c.name == name)
+        .values(webhook_hmac_secret=sealed)
+    )
