@@ -23,10 +23,14 @@ from .model import StepKind
 from .queries import Query, find_query
 
 
-def connector_for(name: str, kind: str, config: dict[str, Any], base_dir: Path | None) -> Connector:
+def connector_for(name: str, kind: str, fields: dict[str, Any], base_dir: Path | None) -> Connector:
+    """A connector from one ``datasources.toml`` table: the kind's secret fields are split from its config."""
     if kind not in KINDS:
         raise ConnectorError(f"datasource {name!r}: unknown kind {kind!r} (kinds: {', '.join(KINDS)})")
-    return create_connector(name, kind, config, {}, base_dir)
+    secret_names = {f.name for f in KINDS[kind].secrets}
+    config = {k: v for k, v in fields.items() if k not in secret_names}
+    secrets = {k: str(v) for k, v in fields.items() if k in secret_names}
+    return create_connector(name, kind, config, secrets, base_dir)
 
 
 class DatasourceEffects:
@@ -51,8 +55,10 @@ class DatasourceEffects:
         return cls(connectors)
 
     async def execute(self, call: EffectCall) -> Any:
+        if call.kind == StepKind.HTTP:
+            return await send_http(self._connectors.get(str(call.input.get("datasource"))), call)
         if call.kind != StepKind.QUERY:
-            raise StepError(f"{call.kind.value} steps need a rest datasource, which is not configured")
+            raise StepError(f"{call.kind.value} is not an engine-side effect")
         query = find_query(call.files, call.name)
         connector = self._connectors.get(query.datasource)
         if connector is None:
@@ -77,8 +83,31 @@ async def run_query(connector: Connector, query: Query, params: dict[str, Any], 
         except TimeoutError:
             error: StepError = ConnectorError(f"query {query.name!r} timed out after {query.timeout:g} s")
         except ConnectorError as exc:
+            if 400 <= getattr(exc, "status", 500) < 500:
+                raise  # the request itself is wrong: sending it again cannot help
             error = exc
         if attempt == attempts:
             raise error
         await asyncio.sleep(0.1 * 2 ** (attempt - 1))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def send_http(connector: Connector | None, call: EffectCall) -> Any:
+    """A ``wf.http`` call through a ``rest`` datasource (the request dict is what ``wf.http`` journaled)."""
+    request = dict(call.input)
+    name = str(request.pop("datasource", ""))
+    if connector is None:
+        raise StepError(f"wf.http: datasource {name!r} does not exist here", error_type="DatasourceError")
+    send = getattr(connector, "request", None)
+    if send is None:
+        raise StepError(f"wf.http needs a rest datasource; {name!r} is not one", error_type="DatasourceError")
+    return await send(
+        str(request.get("method", "GET")),
+        str(request.get("path", "/")),
+        query=request.get("query") or {},
+        headers=request.get("headers") or {},
+        body=request.get("body"),
+        allow_error_status=bool(request.get("allow_error_status")),
+        timeout=request.get("timeout"),
+        idempotency_key=call.idempotency_key,
+    )

@@ -18,7 +18,7 @@ import orjson
 
 from ..connectors.base import Connector
 from ..connectors.registry import create_connector
-from ..datasources import run_query
+from ..datasources import run_query, send_http
 from ..engine import Engine
 from ..engine.effects import EffectCall, EffectExecutor
 from ..errors import StepError
@@ -103,28 +103,11 @@ class WorkspaceEffects:
                 )
             return await run_query(connector, query, dict(call.input.get("params") or {}), call.idempotency_key)
         if call.kind == StepKind.HTTP:
-            request = dict(call.input)
-            name = str(request.get("datasource", ""))
+            name = str(call.input.get("datasource", ""))
             connector = await self.connector(call.workspace, name)
-            if connector is None:
-                raise StepError(
-                    f"wf.http: datasource {name!r} does not exist in workspace {call.workspace!r}",
-                    error_type="DatasourceError",
-                )
-            send = getattr(connector, "request", None)
-            if send is None:
-                raise StepError(f"wf.http needs a rest datasource; {name!r} is not one", error_type="DatasourceError")
-            result = await send(
-                request.get("method", "GET"),
-                request.get("path", "/"),
-                query=request.get("query") or {},
-                headers=request.get("headers") or {},
-                body=request.get("body"),
-                allow_error_status=bool(request.get("allow_error_status")),
-                timeout=request.get("timeout"),
-                idempotency_key=call.idempotency_key,
-            )
-            return result
+            if connector is None and self.fallback is not None:
+                return await self.fallback.execute(call)
+            return await send_http(connector, call)
         raise StepError(f"{call.kind.value} is not an engine-side effect")
 
     async def close(self) -> None:
