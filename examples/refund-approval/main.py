@@ -12,6 +12,7 @@ async def execute_workflow(data):
 
     if order["amount"] < 10:
         await wf.queries.issue_refund.run(order_id=order["id"], amount=order["amount"])
+        await notify(order, "approved")
         return {"refunded": True, "approved_by": None}
 
     decision = await wf.assign_request(
@@ -26,4 +27,15 @@ async def execute_workflow(data):
     if decision.resolution == "Approve":
         await wf.queries.issue_refund.run(order_id=order["id"], amount=order["amount"])
     wf.log.info("decided", resolution=decision.resolution, by=decision.resolved_by)
+    await notify(order, "approved" if decision.resolution == "Approve" else "declined")
     return {"refunded": decision.resolution == "Approve", "approved_by": decision.resolved_by}
+
+
+async def notify(order, outcome):
+    await wf.queries.notify_customer.run(
+        email=order["email"],
+        customer=order["customer"],
+        order_id=order["id"],
+        amount=order["amount"],
+        outcome=outcome,
+    )

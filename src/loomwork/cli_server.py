@@ -96,7 +96,7 @@ def demo_command(host: str | None, port: int | None, data_dir: Path | None, exam
     settings = _settings(host=host, port=port, data_dir=data_dir)
     login = DemoLogin(DEMO_EMAIL, demo_password(settings.data_dir), DEMO_WORKSPACE)
     folders = example_folders(examples)
-    sources = example_datasources(examples, settings.data_dir)
+    sources, sinks = example_datasources(examples, settings.data_dir)
 
     async def setup(engine: Engine) -> None:
         await load_demo(engine, folders, login, sources)
@@ -113,6 +113,7 @@ def demo_command(host: str | None, port: int | None, data_dir: Path | None, exam
                     f"  workspace:  {login.workspace} (workflows: {', '.join(login.workflows) or 'none'})",
                     f"  API key:    {login.api_key}",
                     f"  API docs:   {base}/api/docs",
+                    *(f"  mail sink:  {s.host}:{s.port}, messages kept in {s.folder}" for s in sinks),
                     "  try:",
                     f"    curl -X POST -H 'Authorization: Bearer {login.api_key}' \\",
                     "      -H 'Content-Type: application/json' -d '{\"data\": {\"order_id\": 2}}' \\",
@@ -128,6 +129,9 @@ def demo_command(host: str | None, port: int | None, data_dir: Path | None, exam
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot start: {exc}") from exc
+    finally:
+        for sink in sinks:
+            sink.stop()
 
 
 @click.command("init")

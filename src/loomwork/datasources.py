@@ -11,6 +11,7 @@ Local runs read datasources from a ``datasources.toml`` beside the workflow fold
 from __future__ import annotations
 
 import asyncio
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 from .connectors.base import Connector, ConnectorError
 from .connectors.registry import KINDS, create_connector
 from .engine.effects import EffectCall
-from .errors import StepError, WorkflowFolderError
+from .errors import LoomworkError, StepError, WorkflowFolderError
+from .mailsink import MailSink
 from .model import StepKind
 from .queries import Query, find_query
 
@@ -33,26 +35,77 @@ def connector_for(name: str, kind: str, fields: dict[str, Any], base_dir: Path |
     return create_connector(name, kind, config, secrets, base_dir)
 
 
+def read_datasources_file(path: Path) -> dict[str, dict[str, Any]]:
+    """``datasources.toml``: one table per datasource, each with ``kind`` and the kind's fields."""
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise WorkflowFolderError(f"{path}: {exc}") from exc
+    for name, entry in table.items():
+        if not isinstance(entry, dict) or "kind" not in entry:
+            raise WorkflowFolderError(f'{path}: [{name}] needs kind = "..."')
+    return table
+
+
+def start_mail_sinks(table: dict[str, dict[str, Any]], folder: Path) -> list[MailSink]:
+    """Start a :class:`MailSink` for each smtp datasource with ``sink = true`` (on a free port if its own is
+    taken, which is then written back into the table). Removes the ``sink`` keys."""
+    sinks = []
+    for entry in table.values():
+        if entry.pop("sink", False) and entry.get("kind") == "smtp":
+            host = str(entry.get("host", "127.0.0.1"))
+            port = int(entry.get("port", 2525))
+            if not _port_free(host, port):
+                port = _free_port(host)
+            sink = MailSink(folder, host, port)
+            sink.start()
+            entry["port"] = port
+            entry.setdefault("tls", "none")
+            sinks.append(sink)
+    return sinks
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 class DatasourceEffects:
-    def __init__(self, connectors: dict[str, Connector]) -> None:
+    def __init__(self, connectors: dict[str, Connector], sinks: list[MailSink] | None = None) -> None:
         self._connectors = connectors
+        self._sinks = sinks or []
 
     @classmethod
-    def from_file(cls, path: Path) -> DatasourceEffects:
-        try:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise WorkflowFolderError(f"{path}: {exc}") from exc
+    def from_file(cls, path: Path, *, mail_dir: Path | None = None) -> DatasourceEffects:
+        """Connectors for a ``datasources.toml``; with ``mail_dir``, ``sink = true`` smtp datasources get a
+        local :class:`MailSink` keeping their messages there (without it, ``sink`` is ignored)."""
+        table = read_datasources_file(path)
+        sinks = start_mail_sinks(table, mail_dir) if mail_dir is not None else []
         connectors: dict[str, Connector] = {}
         for name, entry in table.items():
-            if not isinstance(entry, dict) or "kind" not in entry:
-                raise WorkflowFolderError(f'{path}: [{name}] needs kind = "..."')
-            config = {k: v for k, v in entry.items() if k != "kind"}
+            config = {k: v for k, v in entry.items() if k not in ("kind", "sink")}
             try:
                 connectors[name] = connector_for(name, str(entry["kind"]), config, path.parent)
-            except ConnectorError as exc:
+            except (ConnectorError, LoomworkError) as exc:
+                for sink in sinks:
+                    sink.stop()
                 raise WorkflowFolderError(f"{path}: {exc}") from exc
-        return cls(connectors)
+        return cls(connectors, sinks)
+
+    @property
+    def mail_sinks(self) -> list[MailSink]:
+        return list(self._sinks)
 
     async def execute(self, call: EffectCall) -> Any:
         if call.kind == StepKind.HTTP:
@@ -71,6 +124,8 @@ class DatasourceEffects:
     async def close(self) -> None:
         for connector in self._connectors.values():
             await connector.close()
+        for sink in self._sinks:
+            sink.stop()
 
 
 async def run_query(connector: Connector, query: Query, params: dict[str, Any], idempotency_key: str) -> Any:

@@ -51,7 +51,10 @@ async def run_folder(options: LocalRunOptions, echo: Echo) -> Run:
         datasources = options.datasources or _find_datasources(folder)
         if effects is None and datasources is not None:
             echo(f"  datasources from {datasources}")
-            effects = DatasourceEffects.from_file(datasources)
+            loaded = DatasourceEffects.from_file(datasources, mail_dir=state_dir / "mail")
+            for sink in loaded.mail_sinks:
+                echo(f"  mail sink on {sink.host}:{sink.port}: messages kept in {sink.folder}")
+            effects = loaded
         async with Engine(config, effects=effects) as engine:
             for sibling in sorted(folder.parent.iterdir()):
                 if sibling != folder and (sibling / "main.py").is_file() and NAME_PATTERN.match(sibling.name):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+from loomwork.mailsink import MailSink
+
 from .helpers import WS, add_member, check, deploy, deploy_example, eventually, run_of
 from .server import ServerProcess
 
 
-def test_refund_approval_from_webhook_to_decision(server: ServerProcess) -> None:
+def test_refund_approval_from_webhook_to_decision(server: ServerProcess, mail: MailSink) -> None:
     with server.client() as admin:
         deploy_example(admin)
         finance_key = add_member(admin, server, "fin@e2e.test", "operator", groups=("finance",))
@@ -43,9 +45,15 @@ def test_refund_approval_from_webhook_to_decision(server: ServerProcess) -> None
         assert run["output"] == {"refunded": True, "approved_by": "fin@e2e.test"}
         assert run["trigger"] == "webhook"
         kinds = [step["kind"] for step in run["steps"]]
-        assert kinds.count("query") == 2 and "request" in kinds
+        assert kinds.count("query") == 3 and "request" in kinds
         history = check(admin.get(f"{WS}/workflows/refund-approval/runs", params={"status": "succeeded"}), 200)
         assert [item["id"] for item in history["items"]] == [run_id]
+    # The customer was told, over SMTP.
+    [message] = mail.messages()
+    text = message.read_text()
+    assert "To: grace@example.com" in text
+    assert "Subject: Your refund for order 2" in text
+    assert "was approved" in text
 
 
 def test_twenty_parallel_resolves_one_wins(server: ServerProcess) -> None:
