@@ -173,3 +173,36 @@ async def test_a_query_on_a_missing_datasource_fails_the_run_clearly(api: Api) -
     )
     assert answer.json()["status"] == RunStatus.FAILED
     assert "uses datasource 'shop', which does not exist" in answer.json()["error"]["message"]
+
+
+async def test_a_wrong_password_fails_clearly_and_leaks_nowhere(api: Api, database_url: str) -> None:
+    """A real MariaDB refuses the password: the test endpoint, the failed run, its logs and the store keep it out."""
+    import socket
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 3306)) != 0:
+            from conftest import service_missing
+
+            service_missing("MariaDB not reachable at 127.0.0.1:3306")
+    config = {"host": "127.0.0.1", "port": 3306, "database": "test", "user": "root"}
+    body = {"name": "shop", "kind": "mysql", "config": config, "secrets": {"password": SECRET}}
+    assert (await api.client.post(DS, json=body)).status_code == 201
+    tested = await api.client.post(f"{DS}/shop/test")
+    assert tested.json()["ok"] is False
+    assert "Access denied" in tested.json()["error"]["message"] and SECRET not in tested.text
+
+    files = {"main.py": MAIN_PY, "queries/get_order.sql": GET_ORDER}
+    await api.client.post(f"/workspaces/{WORKSPACE}/workflows", json={"name": "orders", "files": files})
+    await api.client.post(f"/workspaces/{WORKSPACE}/workflows/orders/deploy")
+    answer = await api.client.post(
+        f"/workspaces/{WORKSPACE}/workflows/orders/runs", json={"data": {"order_id": 2}, "wait": 30}
+    )
+    assert answer.json()["status"] == RunStatus.FAILED, answer.text
+    assert "Access denied" in answer.json()["error"]["message"]
+    run_id = answer.json()["run_id"]
+    detail = await api.client.get(f"/workspaces/{WORKSPACE}/runs/{run_id}")
+    logs = await api.client.get(f"/workspaces/{WORKSPACE}/runs/{run_id}/logs")
+    assert SECRET not in answer.text + detail.text + logs.text
+    if database_url.startswith("sqlite"):
+        db = Path(database_url.removeprefix("sqlite:///"))
+        assert all(SECRET.encode() not in f.read_bytes() for f in db.parent.glob(db.name + "*"))
