@@ -378,3 +378,32 @@ def wait_until_sync(condition: Callable[[], T], timeout: float = 10.0) -> T:
             raise TimeoutError(f"condition not met within {timeout} s")
         time.sleep(0.02)
     return value
+
+
+async def test_datasources_and_the_editor_query_run(lw: AsyncClient, tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "client-shop.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT)")
+        conn.execute("INSERT INTO orders VALUES (7, 'Ada')")
+    created = await lw.create_datasource(WORKSPACE, "shop", "sqlite", {"path": str(db)})
+    assert created.kind == "sqlite" and created.secrets == ()
+    cache = await lw.create_datasource(WORKSPACE, "cache", "redis", {}, {"url": "redis://:hush-123@127.0.0.1:6379/0"})
+    assert cache.secrets == ("url",) and "hush-123" not in repr(cache.raw)
+    assert [d.name for d in await lw.list_datasources(WORKSPACE)] == ["cache", "shop"]
+    assert (await lw.test_datasource(WORKSPACE, "shop"))["ok"] is True
+    updated = await lw.update_datasource(WORKSPACE, "shop", config={"path": str(db)})
+    assert updated.config == {"path": str(db)}
+    files = {
+        "main.py": "async def execute_workflow(data):\n    return 1\n",
+        "queries/lookup.sql": "-- datasource: shop\nSELECT customer FROM orders WHERE id = {{ params.id }}\n",
+    }
+    await lw.create_workflow(WORKSPACE, "lookups", files)
+    ran = await lw.run_query(WORKSPACE, "lookups", "lookup", {"id": 7})
+    assert ran["ok"] is True and ran["result"] == [{"customer": "Ada"}]
+    await lw.delete_datasource(WORKSPACE, "cache")
+    with pytest.raises(NotFound):
+        await lw.get_datasource(WORKSPACE, "cache")
+    with pytest.raises(Unprocessable):
+        await lw.create_datasource(WORKSPACE, "bad", "oracle")
