@@ -108,3 +108,14 @@ async def test_metrics_count_runs_by_status_in_prometheus_text(api: Api) -> None
     for q in ("0.5", "0.9", "0.99"):
         assert 0 <= value("loomwork_step_duration_seconds", kind="step", quantile=q) < 30
     assert value("loomwork_db_write_ops_total") > 0
+
+
+async def test_api_docs_are_served_without_a_cdn(api: Api) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url="http://t") as raw:  # type: ignore[arg-type]
+        page = await raw.get("/api/docs")
+        assert page.status_code == 200
+        assert "/api/v1/openapi.json" in page.text
+        assert "cdn" not in page.text.lower() and "https://" not in page.text.split("<body>")[-1]
+        script = await raw.get("/api/docs/assets/swagger-ui-bundle.js")
+        assert script.status_code == 200 and len(script.content) > 100_000
+        assert (await raw.get("/api/docs/assets/swagger-ui.css")).status_code == 200

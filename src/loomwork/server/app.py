@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from .. import __version__
 from ..engine import Engine
 from ..settings import Settings
-from . import problems
+from . import apidocs, problems
 from .context import Context
 from .limits import BodySizeLimit
 from .routes import datasources, history, identity, inbox, ops, schedules, triggers, workflows
@@ -26,7 +26,7 @@ def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Durable, code-first workflows with people in the loop.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served by apidocs, without a CDN
         redoc_url=None,
     )
     app.state.context = Context.of(engine, settings)
@@ -43,4 +43,5 @@ def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
     ):  # the webhook first: the hot path
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
+    apidocs.install(app, f"{API_PREFIX}/openapi.json")
     return app
