@@ -89,6 +89,7 @@ async def test_metrics_count_runs_by_status_in_prometheus_text(api: Api) -> None
     for run in runs:
         assert (await engine.wait_for_run(run.id, 30)).status == RunStatus.SUCCEEDED
     api.app.state.context.triggers.webhook_counts = collections.Counter({"accepted": 3, "unauthorized": 1})  # type: ignore[attr-defined]
+    assert (await api.client.get("/workspaces/acme/nowhere")).status_code == 404
     async with root_client(api) as client:
         response = await client.get("/metrics")
     assert response.status_code == 200
@@ -108,6 +109,7 @@ async def test_metrics_count_runs_by_status_in_prometheus_text(api: Api) -> None
     for q in ("0.5", "0.9", "0.99"):
         assert 0 <= value("loomwork_step_duration_seconds", kind="step", quantile=q) < 30
     assert value("loomwork_db_write_ops_total") > 0
+    assert value("loomwork_http_requests_total", method="GET", status="404") >= 1
 
 
 async def test_api_docs_are_served_without_a_cdn(api: Api) -> None:

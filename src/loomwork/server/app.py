@@ -31,7 +31,7 @@ def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
     )
     app.state.context = Context.of(engine, settings)
     problems.install(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, counts=app.state.context.metrics.http_requests)
     for module in (
         triggers,
         identity,

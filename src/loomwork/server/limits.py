@@ -1,6 +1,9 @@
-"""Request body size limit: larger bodies get ``413`` before the application reads them."""
+"""The edge middleware: bodies over the limit get ``413`` before the application reads them, and every answer is
+counted by method and status for ``/metrics`` (one layer for both keeps the hot path short)."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,9 +17,10 @@ class _TooLarge(Exception):
 class BodySizeLimit:
     """Pure ASGI middleware: checks ``Content-Length`` up front and counts streamed bytes as they arrive."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, counts: Counter[tuple[str, int]] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.counts: Counter[tuple[str, int]] = Counter() if counts is None else counts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,6 +51,7 @@ class BodySizeLimit:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                self.counts[(scope["method"], int(message["status"]))] += 1
             await send(message)
 
         try:
@@ -56,6 +61,7 @@ class BodySizeLimit:
                 await self._reject(scope, receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.counts[(scope["method"], 413)] += 1
         response = problem(413, f"the request body is larger than the limit of {self.max_bytes} bytes")
         response.headers["Connection"] = "close"
         await response(scope, receive, send)

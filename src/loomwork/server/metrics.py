@@ -17,6 +17,7 @@ What each family means:
 
 from __future__ import annotations
 
+import collections
 import math
 from collections import defaultdict
 from collections.abc import Mapping
@@ -77,6 +78,8 @@ def quantile(sorted_values: list[float], q: float) -> float:
 class Metrics:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: (method, status) -> count of HTTP answers, filled by the edge middleware (``limits.BodySizeLimit``).
+        self.http_requests: collections.Counter[tuple[str, int]] = collections.Counter()
 
     async def render(self, *, webhook_counts: Mapping[str, int] | None = None) -> str:
         snap = await self.engine.db.read(stats.snapshot, utcnow() - STEP_WINDOW, STEP_SAMPLE)
@@ -105,6 +108,12 @@ class Metrics:
             "counter",
             "Webhook requests by result, this process since it started.",
             [({"result": str(result)}, count) for result, count in sorted((webhook_counts or {}).items())],
+        )
+        out.family(
+            "loomwork_http_requests_total",
+            "counter",
+            "HTTP answers by method and status, this process since it started.",
+            [({"method": m, "status": str(c)}, n) for (m, c), n in sorted(self.http_requests.items())],
         )
         out.family(
             "loomwork_node_active_runs",
