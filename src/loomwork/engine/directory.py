@@ -42,15 +42,7 @@ class StaticDirectory:
         self.groups = {name: set(users) for name, users in (groups or {}).items()}
 
     def check_assignees(self, workspace: str, users: Iterable[str], groups: Iterable[str]) -> None:
-        unknown_users = sorted(set(users) - self.members)
-        unknown_groups = sorted(set(groups) - set(self.groups))
-        problems = []
-        if unknown_users:
-            problems.append(f"not members of workspace {workspace!r}: {', '.join(unknown_users)}")
-        if unknown_groups:
-            problems.append(f"no such group(s) in workspace {workspace!r}: {', '.join(unknown_groups)}")
-        if problems:
-            raise InvalidRequest("request assignees are invalid: " + "; ".join(problems))
+        reject_unknown_assignees(workspace, set(users) - self.members, set(groups) - set(self.groups))
 
     def may_resolve(
         self, workspace: str, actor: str, users: Iterable[str], groups: Iterable[str], *, admin: bool
@@ -58,3 +50,14 @@ class StaticDirectory:
         if admin or actor in set(users):
             return True
         return any(actor in self.groups.get(group, ()) for group in groups)
+
+
+def reject_unknown_assignees(workspace: str, unknown_users: Iterable[str], unknown_groups: Iterable[str]) -> None:
+    """Raise :class:`InvalidRequest` naming the unknown users and groups, if there are any."""
+    problems = []
+    if users := sorted(unknown_users):
+        problems.append(f"not members of workspace {workspace!r}: {', '.join(users)}")
+    if groups := sorted(unknown_groups):
+        problems.append(f"no such group(s) in workspace {workspace!r}: {', '.join(groups)}")
+    if problems:
+        raise InvalidRequest("request assignees are invalid: " + "; ".join(problems))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..errors import InvalidRequest
+from ..engine.directory import reject_unknown_assignees
 from ..store import Store, identity
 
 
@@ -18,15 +18,7 @@ class DatabaseDirectory:
         users, groups = list(users), list(groups)
         known_users = self.store.read(identity.member_emails, workspace, users)
         known_groups = self.store.read(identity.existing_groups, workspace, groups)
-        problems = []
-        unknown_users = sorted(set(users) - known_users)
-        unknown_groups = sorted(set(groups) - known_groups)
-        if unknown_users:
-            problems.append(f"not members of workspace {workspace!r}: {', '.join(unknown_users)}")
-        if unknown_groups:
-            problems.append(f"no such group(s) in workspace {workspace!r}: {', '.join(unknown_groups)}")
-        if problems:
-            raise InvalidRequest("request assignees are invalid: " + "; ".join(problems))
+        reject_unknown_assignees(workspace, set(users) - known_users, set(groups) - known_groups)
 
     def may_resolve(
         self, workspace: str, actor: str, users: Iterable[str], groups: Iterable[str], *, admin: bool

@@ -18,6 +18,10 @@ def deploy_version(tx: Tx, workspace: str, workflow: str, files: dict[str, str])
     if latest is not None and latest.files == files:
         return latest
     number = 1 if latest is None else latest.number + 1
+    return _insert_version(tx, workspace, workflow, number, files)
+
+
+def _insert_version(tx: Tx, workspace: str, workflow: str, number: int, files: dict[str, str]) -> WorkflowVersion:
     now = utcnow()
     version_id = tx.conn.execute(
         workflow_versions.insert()
@@ -128,10 +132,4 @@ def snapshot_version(tx: Tx, workspace: str, workflow: str, files: dict[str, str
     if newest is not None and newest.files == files:
         return newest
     number = -1 if newest is None else newest.number - 1
-    now = utcnow()
-    version_id = tx.conn.execute(
-        workflow_versions.insert()
-        .values(workspace=workspace, workflow=workflow, number=number, files=files, created_at=now)
-        .returning(workflow_versions.c.id)
-    ).scalar_one()
-    return WorkflowVersion(version_id, workspace, workflow, number, dict(files), now)
+    return _insert_version(tx, workspace, workflow, number, files)
